@@ -1,0 +1,47 @@
+# Two commands on a fresh machine with only Python:
+#   make demo   sets up .venv and runs the main job
+#   make test   sets up .venv and runs the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= demo-out
+RESIDENTS ?= 300000
+
+.PHONY: setup demo test test-fast bench typecheck lock clean
+
+setup: $(STAMP)
+
+# Pinned versions come from requirements.lock; the project itself is installed editable without
+# re-resolving, so a fresh machine gets exactly the set that was tested.
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/tillit demo --out $(DEMO_OUT) --residents $(RESIDENTS)
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not integration"
+
+bench: setup
+	$(BIN)/python -m benchmarks.validation_vs_pandera
+	$(BIN)/python -m benchmarks.synth_time
+
+typecheck: setup
+	$(BIN)/python -m mypy
+
+# Regenerate the lock from pyproject ranges in a throwaway venv (run by a developer, not by CI).
+lock:
+	rm -rf /tmp/tillit-lock && $(PYTHON) -m venv /tmp/tillit-lock
+	/tmp/tillit-lock/bin/pip install --quiet -e '.[dev]'
+	{ /tmp/tillit-lock/bin/pip freeze --exclude-editable | grep -v -E '^(-e|setuptools==)'; echo setuptools==80.9.0; } > requirements.lock
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache

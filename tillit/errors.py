@@ -1,0 +1,74 @@
+"""The documented tree of Tillit's expected failures.
+
+Every failure a user can cause (bad input, a broken contract, a refused study) is one of these. Each
+carries the exit code the CLI returns and the HTTP status the coordinator answers with; both are
+translated in exactly one place (``tillit.cli.main`` and the coordinator's exception handler), so
+an expected failure is always one readable line and never a traceback.
+
+Messages must never contain a raw data value, an identifier or a row index: they are shown to
+operators, logged and sent over the network. Say *what* is wrong and *how many*, not *which value*.
+
+    TillitError                       exit 1  HTTP 500
+    ├── UsageError                    exit 2  HTTP 400  bad option, setting or missing secret
+    ├── ContractError                 exit 2  HTTP 422  unknown contract or a malformed contract file
+    ├── UnusableInputError            exit 2  HTTP 422  the extract cannot be read at all
+    └── ContractViolation             exit 1  HTTP 422  the extract was read and breaks its contract
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ContractError",
+    "ContractViolation",
+    "TillitError",
+    "UnusableInputError",
+    "UsageError",
+]
+
+
+class TillitError(Exception):
+    """Base of every expected failure; ``str(error)`` is the one line shown to the user."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    code: str = "tillit_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_json(self) -> dict[str, str]:
+        """The body the coordinator returns and a node reports: a stable code and the message."""
+        return {"error": self.code, "detail": self.message}
+
+
+class UsageError(TillitError):
+    """An option, setting or secret is missing or malformed."""
+
+    exit_code = 2
+    http_status = 400
+    code = "usage_error"
+
+
+class ContractError(TillitError):
+    """A contract is unknown, or a contract file does not follow the contract format."""
+
+    exit_code = 2
+    http_status = 422
+    code = "contract_error"
+
+
+class UnusableInputError(TillitError):
+    """The extract cannot be read: missing, empty, not Parquet/CSV, truncated, wrong encoding."""
+
+    exit_code = 2
+    http_status = 422
+    code = "unusable_input"
+
+
+class ContractViolation(TillitError):
+    """The extract was read but breaks blocking checks of its contract."""
+
+    exit_code = 1
+    http_status = 422
+    code = "contract_violation"
