@@ -13,28 +13,62 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["CHECK_CHARACTERS", "IdentityCheck", "check_identity_codes", "make_identity_codes"]
+__all__ = [
+    "CHECK_CHARACTERS",
+    "IMPOSSIBLE_DATE",
+    "MALFORMED",
+    "MISSING",
+    "VALID",
+    "WRONG_CHECK_CHARACTER",
+    "IdentityCheck",
+    "check_identity_codes",
+    "make_identity_codes",
+]
 
 CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
-_CENTURY = {"+": 1800, "-": 1900, "Y": 1900, "X": 1900, "W": 1900, "V": 1900, "U": 1900,
-            "A": 2000, "B": 2000, "C": 2000, "D": 2000, "E": 2000, "F": 2000}
 _PATTERN = r"^\d{6}[-+ABCDEFUVWXY]\d{3}[0-9A-Y]$"
+
+
+#: per-value problem codes of an :class:`IdentityCheck`
+VALID, MISSING, MALFORMED, IMPOSSIBLE_DATE, WRONG_CHECK_CHARACTER = range(5)
 
 
 @dataclass(frozen=True)
 class IdentityCheck:
-    """How many identity codes are missing or malformed — counts only, never which."""
+    """What is wrong with each identity code, as a small integer per value — never the code itself."""
 
-    missing: int
-    invalid_format: int
-    invalid_date: int
-    invalid_check_character: int
-    #: per row: True where the code is present and fully valid
-    valid: np.ndarray
+    problem: np.ndarray
+
+    def _count(self, code: int) -> int:
+        return int((self.problem == code).sum())
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.problem == VALID  # type: ignore[no-any-return]
+
+    @property
+    def missing(self) -> int:
+        return self._count(MISSING)
+
+    @property
+    def invalid_format(self) -> int:
+        return self._count(MALFORMED)
+
+    @property
+    def invalid_date(self) -> int:
+        return self._count(IMPOSSIBLE_DATE)
+
+    @property
+    def invalid_check_character(self) -> int:
+        return self._count(WRONG_CHECK_CHARACTER)
 
     @property
     def invalid(self) -> int:
         return self.invalid_format + self.invalid_date + self.invalid_check_character
+
+    def take(self, index: np.ndarray) -> IdentityCheck:
+        """The check for rows given as positions into the checked values (-1 = missing)."""
+        return IdentityCheck(np.where(index < 0, MISSING, self.problem[np.maximum(index, 0)]))
 
 
 def check_identity_codes(codes: pd.Series) -> IdentityCheck:
@@ -48,9 +82,11 @@ def check_identity_codes(codes: pd.Series) -> IdentityCheck:
     day = safe.str.slice(0, 2).astype("int64")
     month = safe.str.slice(2, 4).astype("int64")
     yy = safe.str.slice(4, 6).astype("int64")
-    century = safe.str.slice(6, 7).map(_CENTURY).astype("int64")
+    sign = safe.str.slice(6, 7)
+    century = np.select([sign.eq("+").to_numpy(dtype=bool), sign.isin(list("ABCDEF")).to_numpy(dtype=bool)],
+                        [1800, 2000], default=1900)
     births = pd.to_datetime(
-        pd.DataFrame({"year": century + yy, "month": month, "day": day}), errors="coerce"
+        pd.DataFrame({"year": century + yy.to_numpy(), "month": month, "day": day}), errors="coerce"
     )
     good_date = births.notna().to_numpy() & well_formed
     individual = safe.str.slice(7, 10).astype("int64")
@@ -58,13 +94,11 @@ def check_identity_codes(codes: pd.Series) -> IdentityCheck:
     number = (day * 10_000_000 + month * 100_000 + yy * 1_000 + individual).to_numpy()
     expected = np.array(list(CHECK_CHARACTERS))[number % 31]
     good_check = (safe.str.slice(10, 11).to_numpy(dtype=object) == expected) & good_date
-    return IdentityCheck(
-        missing=int((~present).sum()),
-        invalid_format=int((present & ~well_formed).sum()),
-        invalid_date=int((well_formed & ~good_date).sum()),
-        invalid_check_character=int((good_date & ~good_check).sum()),
-        valid=good_check,
+    problem = np.select(
+        [~present, ~well_formed, ~good_date, ~good_check],
+        [MISSING, MALFORMED, IMPOSSIBLE_DATE, WRONG_CHECK_CHARACTER], default=VALID,
     )
+    return IdentityCheck(problem)
 
 
 def make_identity_codes(birth_dates: pd.Series, male: np.ndarray, rng: np.random.Generator) -> np.ndarray:

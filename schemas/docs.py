@@ -1,0 +1,50 @@
+"""Contract documentation, derived from the contract itself (never written by hand)."""
+
+from __future__ import annotations
+
+from schemas.contract import Column, Contract
+
+__all__ = ["contract_markdown"]
+
+
+def contract_markdown(contract: Contract) -> str:
+    lines = [
+        f"# {contract.title}",
+        "",
+        f"Contract `{contract.name}` version {contract.version} — sector `{contract.sector}`.",
+        "",
+        contract.description.strip(),
+        "",
+        f"- Privacy unit: one {contract.privacy_unit}; at most **{contract.max_rows_per_resident}** "
+        f"row(s) per resident (the differential-privacy contribution bound).",
+        f"- Key: {', '.join(f'`{k}`' for k in contract.key)}; identity code column `{contract.identifier}` "
+        "(pseudonymised with the node's keyed hash before anything else reads it; never leaves the node).",
+        f"- At least {contract.min_rows} row(s); columns outside the contract "
+        f"{'block computation' if contract.extra_columns == 'block' else 'only warn'}.",
+        "",
+        "| column | type | privacy class | nullable | allowed | plausible (warns outside) | description |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in contract.columns:
+        lines.append(_row(entry))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _row(column: Column) -> str:
+    if column.categories:
+        allowed = ", ".join(column.categories)
+    elif column.range:
+        allowed = f"{column.range[0]} … {column.range[1]}"
+    elif column.max_length:
+        allowed = f"≤ {column.max_length} characters"
+    else:
+        allowed = ""
+    if column.range and column.on_violation == "warn":
+        allowed += " (warns)"
+    plausible = f"{column.warn_range[0]} … {column.warn_range[1]}" if column.warn_range else ""
+    nullable = "no"
+    if column.nullable:
+        nullable = f"yes (warns above {column.max_null_rate:.1%})" if column.max_null_rate is not None else "yes"
+    name = f"`{column.name}`" + (f" × {column.count}" if column.count else "")
+    return f"| {name} | {column.type} | {column.privacy} | {nullable} | {allowed} | {plausible} | {column.description} |"

@@ -1,0 +1,5 @@
+import sys
+
+from tillit.cli import main
+
+sys.exit(main())
