@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from schemas.contract import Contract
@@ -103,16 +104,24 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
                 raise UnusableInputError(
                     f"{path.name} looks {shown!r}-separated, not {delimiter!r}-separated; pass --delimiter '{shown}'"
                 )
+    names = next(csv.reader([header.rstrip("\r")], delimiter=delimiter), [])
+    if not any(names):
+        raise UnusableInputError(f"{path.name} has no header line")
     try:
         # Everything is read as text; the contract checker converts and counts what does not fit.
-        return pd.read_csv(io.StringIO(text), sep=delimiter, dtype="str", keep_default_na=False,
-                           na_values=[""], quoting=csv.QUOTE_MINIMAL, engine="c")
-    except pd.errors.EmptyDataError:
-        raise UnusableInputError(f"{path.name} has no header line") from None
-    except pd.errors.ParserError:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid:
+        # Arrow's message quotes the offending row; say only what kind of problem it is.
         raise UnusableInputError(
-            f"{path.name} cannot be parsed as {delimiter!r}-separated CSV (rows with different field counts)"
+            f"{path.name} cannot be parsed as {delimiter!r}-separated CSV (rows with different field counts "
+            "or broken quoting)"
         ) from None
+    return table.to_pandas()
 
 
 def pseudonymise(frame: pd.DataFrame, contract: Contract, key: bytes) -> tuple[pd.DataFrame, IdentityCheck | None]:

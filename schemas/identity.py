@@ -77,6 +77,7 @@ def check_identity_codes(codes: pd.Series) -> IdentityCheck:
     present = codes.notna().to_numpy()
     text = text.where(present, "")
     well_formed = text.str.match(_PATTERN).fillna(False).to_numpy(dtype=bool) & present
+    well_formed &= text.str.slice(7, 10).where(well_formed, "002").astype("int64").to_numpy() >= 2
     # Everything below only looks at well-formed codes; others get harmless placeholders.
     safe = text.where(well_formed, "010100-0020")
     day = safe.str.slice(0, 2).astype("int64")
@@ -90,7 +91,6 @@ def check_identity_codes(codes: pd.Series) -> IdentityCheck:
     )
     good_date = births.notna().to_numpy() & well_formed
     individual = safe.str.slice(7, 10).astype("int64")
-    good_date &= (individual >= 2).to_numpy()
     number = (day * 10_000_000 + month * 100_000 + yy * 1_000 + individual).to_numpy()
     expected = np.array(list(CHECK_CHARACTERS))[number % 31]
     good_check = (safe.str.slice(10, 11).to_numpy(dtype=object) == expected) & good_date
@@ -101,25 +101,17 @@ def check_identity_codes(codes: pd.Series) -> IdentityCheck:
     return IdentityCheck(problem)
 
 
-def make_identity_codes(birth_dates: pd.Series, male: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def make_identity_codes(birth_dates: pd.Series, male: np.ndarray, rng: np.random.Generator,
+                        exclude: frozenset[str] | set[str] = frozenset()) -> np.ndarray:
     """Unique, valid synthetic codes for the given birth dates and sexes.
 
-    Individual numbers are drawn in 002-899 with the parity of the sex and redrawn until every
-    (birth date, number) pair is unique; a small share of 1900s/2000s codes use the century signs
-    introduced in 2023, so checkers must accept them.
+    Individual numbers are drawn in 002-899 with the parity of the sex and redrawn until every code
+    is unique and not in ``exclude`` (codes already given in other municipalities: real codes are
+    unique nationally). A small share of 1900s/2000s codes use the century signs introduced in
+    2023, so checkers must accept them.
     """
     n = len(birth_dates)
     dates = pd.DatetimeIndex(birth_dates)
-    day_key = np.asarray((dates.normalize() - pd.Timestamp("1800-01-01")).days, dtype=np.int64)
-    numbers = _draw_numbers(n, male, rng)
-    for _ in range(100):
-        pairs = pd.Series(day_key * 1000 + numbers)
-        clash = pairs.duplicated().to_numpy()
-        if not clash.any():
-            break
-        numbers[clash] = _draw_numbers(int(clash.sum()), male[clash], rng)
-    else:  # pragma: no cover - would need >449 residents born on one day
-        raise ValueError("too many residents share a birth date to give each a unique identity code")
     year = dates.year.to_numpy()
     signs = np.where(year >= 2000, "A", np.where(year >= 1900, "-", "+")).astype(object)
     new_sign = rng.random(n) < 0.01
@@ -127,10 +119,21 @@ def make_identity_codes(birth_dates: pd.Series, male: np.ndarray, rng: np.random
     signs[new_sign & (year < 2000) & (year >= 1900)] = "Y"
     ddmmyy_number = dates.day.to_numpy() * 10_000 + dates.month.to_numpy() * 100 + year % 100
     ddmmyy = pd.Series(ddmmyy_number).astype("str").str.zfill(6).to_numpy(dtype=object)
-    nine = dates.day.to_numpy() * 10_000_000 + dates.month.to_numpy() * 100_000 + (year % 100) * 1_000 + numbers
-    check = np.array(list(CHECK_CHARACTERS), dtype=object)[nine % 31]
-    individual = pd.Series(numbers).astype("str").str.zfill(3).to_numpy(dtype=object)
-    return ddmmyy + signs + individual + check  # type: ignore[no-any-return]
+    check_characters = np.array(list(CHECK_CHARACTERS), dtype=object)
+    numbers = _draw_numbers(n, male, rng)
+    clash = np.ones(n, dtype=bool)
+    for _ in range(100):
+        nine = ddmmyy_number * 1_000 + numbers
+        individual = pd.Series(numbers).astype("str").str.zfill(3).to_numpy(dtype=object)
+        codes = ddmmyy + signs + individual + check_characters[nine % 31]
+        as_series = pd.Series(codes)
+        clash = as_series.duplicated().to_numpy().copy()
+        if exclude:
+            clash |= as_series.isin(exclude).to_numpy()
+        if not clash.any():
+            return codes  # type: ignore[no-any-return]
+        numbers[clash] = _draw_numbers(int(clash.sum()), male[clash], rng)
+    raise ValueError("too many residents share a birth date to give each a unique identity code")
 
 
 def _draw_numbers(n: int, male: np.ndarray, rng: np.random.Generator) -> np.ndarray:

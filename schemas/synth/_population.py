@@ -61,7 +61,8 @@ class Residents:
         return len(self.person_id)
 
 
-def make_residents(municipality: str, n: int, rng: np.random.Generator) -> Residents:
+def make_residents(municipality: str, n: int, rng: np.random.Generator,
+                   taken_codes: frozenset[str] | set[str] = frozenset()) -> Residents:
     age = rng.choice(100, size=n, p=age_weights())
     # birth date uniformly within the year that gives this age on the reference date
     days_into_year = rng.integers(0, 365, size=n)
@@ -84,7 +85,7 @@ def make_residents(municipality: str, n: int, rng: np.random.Generator) -> Resid
     registered = moved.where(~born_here, birth_date)
     return Residents(
         municipality=municipality,
-        person_id=make_identity_codes(birth_date, male, rng),
+        person_id=make_identity_codes(birth_date, male, rng, exclude=taken_codes),
         birth_date=birth_date,
         age=age,
         male=male,

@@ -57,9 +57,11 @@ def synthesize(config: SynthConfig, registry: ContractRegistry | None = None) ->
     model = _risk.choose_model(all_factors, prevalence, truth_rng)
 
     drafts = []
+    taken: set[str] = set()  # identity codes are unique nationally, across municipalities
     for name, seed in zip(config.municipalities, seeds[1:]):
         rng = np.random.default_rng(seed)
-        people = make_residents(name, config.residents, rng)
+        people = make_residents(name, config.residents, rng, taken)
+        taken.update(people.person_id.tolist())
         frames, child_x, children = _draw_sectors(people, factor_params, rng, matrices)
         drafts.append((name, rng, people, frames, child_x, children))
 

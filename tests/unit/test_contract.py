@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from schemas import BUILTIN_DIR, ContractRegistry, load_contract_file
+from tillit.errors import ContractError
+
+REQUIRED_SECTORS = {"population_register", "health_care", "social_services", "child_welfare", "education", "employment"}
+
+
+def _minimal() -> dict[str, object]:
+    return {
+        "name": "housing", "version": "1.0.0", "title": "Housing", "sector": "housing",
+        "identifier": "person_id", "max_rows_per_resident": 1, "key": ["person_id"],
+        "columns": [
+            {"name": "person_id", "type": "identity_code", "privacy": "direct_identifier"},
+            {"name": "rent", "type": "number", "privacy": "sensitive", "range": [0.0, 10000.0]},
+        ],
+    }
+
+
+def _write(directory: Path, document: dict[str, object], name: str = "housing.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_builtin_contracts_cover_the_required_sectors_with_privacy_classes(registry: ContractRegistry) -> None:
+    # Prepare / Execute
+    names = set(registry.names())
+    # Assert
+    assert REQUIRED_SECTORS <= names
+    for contract in registry.all():
+        identifier = contract.column(contract.identifier)
+        assert identifier.privacy == "direct_identifier"
+        assert contract.max_rows_per_resident >= 1
+        assert contract.version.count(".") == 2
+        assert {c.privacy for c in contract.expanded_columns} <= {
+            "direct_identifier", "quasi_identifier", "sensitive", "public"}
+
+
+def test_risk_factor_families_expand_to_280_columns_across_sectors(registry: ContractRegistry) -> None:
+    factors = [c.name for contract in registry.all() for c in contract.expanded_columns if "_rf_" in c.name]
+    assert len(factors) == 280
+    assert len({f.split("_rf_")[0] for f in factors}) == 4
+    assert "ss_rf_001" in factors and "ss_rf_070" in factors and "ss_rf_071" not in factors
+
+
+def test_a_team_adds_its_own_contract_as_a_file(tmp_path: Path) -> None:
+    # Prepare
+    _write(tmp_path, _minimal())
+    # Execute
+    registry = ContractRegistry(extra_dirs=[tmp_path])
+    # Assert
+    housing = registry.get("housing")
+    assert housing.column("rent").range == (0.0, 10000.0)
+    assert "health_care" in registry.names()
+
+
+def test_json_contract_files_are_accepted(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "housing.json"
+    path.write_text(json.dumps(_minimal()))
+    assert load_contract_file(path).name == "housing"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["columns"][1].update(range=[5.0, 1.0]), "lower bound exceeds upper bound"),
+        (lambda d: d["columns"][1].update(warn_range=[0.0, 20000.0]), "warn_range must lie inside range"),
+        (lambda d: d["columns"].append({"name": "kind", "type": "category", "privacy": "public"}), "needs non-empty categories"),
+        (lambda d: d["columns"].append(dict(d["columns"][1])), "columns repeat: rent"),
+        (lambda d: d.update(identifier="rent"), "must name an identity_code column"),
+        (lambda d: d.update(colour="blue"), "colour"),
+        (lambda d: d["columns"][0].update(privacy="sensitive"), "must be a direct_identifier"),
+        (lambda d: d.update(version="1.0"), "MAJOR.MINOR.PATCH"),
+        (lambda d: d["columns"][1].update(max_null_rate=0.1), "needs nullable: true"),
+    ],
+)
+def test_malformed_contract_files_give_one_readable_error(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    # Prepare
+    document = _minimal()
+    change(document)
+    path = _write(tmp_path, document)
+    # Execute
+    with pytest.raises(ContractError) as caught:
+        load_contract_file(path)
+    # Assert
+    text = str(caught.value)
+    assert message in text
+    assert "\n" not in text and text.startswith("contract housing.yaml")
+
+
+def test_a_contract_name_defined_twice_is_refused(tmp_path: Path) -> None:
+    twin = yaml.safe_load((BUILTIN_DIR / "health_care.yaml").read_text())
+    _write(tmp_path, twin, "my_health.yaml")
+    with pytest.raises(ContractError, match="defined twice"):
+        ContractRegistry(extra_dirs=[tmp_path])
+
+
+def test_unknown_contract_lists_the_known_ones(registry: ContractRegistry) -> None:
+    with pytest.raises(ContractError, match="known: child_health"):
+        registry.get("housing")
+
+
+def test_a_file_that_is_not_yaml_is_a_contract_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed")
+    with pytest.raises(ContractError, match="not readable as YAML"):
+        load_contract_file(path)

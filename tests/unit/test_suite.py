@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from schemas import ContractRegistry
+from validation import contract_checks
+from validation._docs import sanitize_html
+
+
+def test_suite_follows_the_contract_clauses(registry: ContractRegistry) -> None:
+    # Prepare
+    contract = registry.get("health_care")
+    # Execute
+    checks = {c.id: c for c in contract_checks(contract)}
+    # Assert: each clause of the contract is one check with the contract's severity
+    assert checks["health_segment.range"].kwargs == {"column": "health_segment", "min_value": 1, "max_value": 20}
+    assert checks["health_segment.null_rate"].severity == "warn"
+    assert checks["health_segment.null_rate"].kwargs["mostly"] == 0.99
+    assert checks["primary_care_visits.plausible_range"].severity == "warn"
+    assert checks["service_status.categories"].kwargs["value_set"] == ["none", "preventive", "home_care", "intensive"]
+    assert checks["key.unique"].expectation == "ExpectCompoundColumnsToBeUnique"
+    assert checks["resident.max_rows"].kwargs["max_value"] == 6
+    assert "person_id.not_null" not in checks  # the identity-code check counts missing codes
+
+
+def test_single_row_contracts_check_the_key_not_rows_per_resident(registry: ContractRegistry) -> None:
+    checks = {c.id: c for c in contract_checks(registry.get("population_register"))}
+    assert checks["key.unique"].expectation == "ExpectColumnValuesToBeUnique"
+    assert "resident.max_rows" not in checks
+
+
+def test_sanitizer_removes_every_external_reference() -> None:
+    # Prepare
+    html = ('<html><head><link rel="stylesheet" href="https://cdn.example/b.css">'
+            '<script src="//cdn.example/j.js"></script><style>@import url("https://x/y.css");</style></head>'
+            '<body><img src="https://bucket.example/logo.png?d=1"><a href="https://example.org/docs">docs</a>'
+            '<form action="https://example.org/news"><input></form><a href="local.html">ok</a></body></html>')
+    # Execute
+    clean = sanitize_html(html)
+    # Assert
+    assert "example" not in clean and "//" not in clean.replace("</", "")
+    assert 'href="local.html"' in clean and "<style>" in clean
