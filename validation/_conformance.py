@@ -98,12 +98,17 @@ def _convert(values: pd.Series, column: Column) -> tuple[pd.Series, int]:
         return (ids.astype("int64") if (index >= 0).all() else ids), 0
     # string, category: text
     if values.dtype == "str":
+        if kind == "category":
+            # GX copies the whole frame once per null-filtered expectation; categorical columns copy
+            # small integer codes instead of strings (and hash cheaply for GX's batch fingerprint).
+            return values.astype("category"), 0
         return values, 0
     if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return pd.Series(pd.NA, index=values.index, dtype="str"), int(present.sum())
     is_text = values.map(lambda v: isinstance(v, str), na_action="ignore").fillna(True).astype(bool)
     bad = present & ~is_text
-    return values.where(is_text).astype("str"), int(bad.sum())
+    text = values.where(is_text).astype("str")
+    return (text.astype("category") if kind == "category" else text), int(bad.sum())
 
 
 def _holds_dates(values: pd.Series) -> bool:

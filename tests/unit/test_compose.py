@@ -1,0 +1,45 @@
+"""docker-compose.yml stays in step with the CLI: every service runs a command `tillit` accepts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tillit.cli import _parser
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+
+
+def _interpolate(text: str) -> str:
+    """What compose substitutes: ${VAR:-default} -> default; other variables -> a placeholder path."""
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?[^}]*\}", lambda m: m.group(2) or "/srv/placeholder", text)
+
+
+def _services() -> dict[str, dict[str, object]]:
+    return yaml.safe_load(COMPOSE.read_text())["services"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", sorted(_services()))
+def test_every_service_command_parses_with_the_cli(name: str) -> None:
+    # Prepare
+    service = _services()[name]
+    command = service["command"]
+    assert isinstance(command, list)
+    # Execute: argparse exits on an unknown command or option
+    args = _parser().parse_args([_interpolate(str(part)) for part in command])
+    # Assert
+    assert args.command in ("synth", "node")
+
+
+def test_nodes_have_telemetry_off_a_secret_and_read_only_data() -> None:
+    nodes = {n: s for n, s in _services().items() if n.startswith("node-")}
+    assert len(nodes) == 7
+    for name, service in nodes.items():
+        assert service["environment"]["FLWR_TELEMETRY_ENABLED"] == "0", name  # type: ignore[index]
+        assert service["secrets"] == ["node_secret"], name
+        data_mounts = [v for v in service["volumes"] if str(v).startswith("${TILLIT_DATA")]  # type: ignore[union-attr]
+        assert data_mounts and all(str(v).endswith(":ro") for v in data_mounts), name
+    assert ":?" in yaml.safe_load(COMPOSE.read_text())["secrets"]["node_secret"]["file"]
