@@ -122,7 +122,8 @@ def _run_gx(frame: pd.DataFrame, contract: Contract, checks: list[CheckSpec],
             context.delete_data_docs_site(site)
         context.add_data_docs_site(site_name=_DOCS_SITE, site_config={
             "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            # GX's file store takes absolute paths only
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
         checkpoint = context.checkpoints.add(gx.Checkpoint(
