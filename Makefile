@@ -25,6 +25,7 @@ demo: setup
 	$(BIN)/tillit demo --out $(DEMO_OUT) --residents $(RESIDENTS)
 
 test: setup
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -21,7 +21,7 @@ from schemas.contract import Contract
 from schemas.identity import IdentityCheck
 from validation._conformance import Conformance, conform
 from validation._docs import sanitize_data_docs
-from validation._report import CheckResult, ValidationReport
+from validation._report import CheckResult, Status, ValidationReport
 from validation._suite import ROWS_PER_RESIDENT, CheckSpec, contract_checks, to_expectations
 
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "include_unexpected_rows": False}
@@ -102,6 +102,7 @@ def _plan(checks: list[CheckSpec], shape: Conformance) -> tuple[list[CheckSpec],
 def _run_gx(frame: pd.DataFrame, contract: Contract, checks: list[CheckSpec],
             docs_dir: Path | None) -> tuple[list[tuple[str, dict[str, Any]]], float]:
     import great_expectations as gx
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -128,7 +129,7 @@ def _run_gx(frame: pd.DataFrame, contract: Contract, checks: list[CheckSpec],
         })
         checkpoint = context.checkpoints.add(gx.Checkpoint(
             name=f"{contract.name} check", validation_definitions=[definition], result_format=RESULT_FORMAT,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data docs", site_names=[_DOCS_SITE])],
+            actions=[UpdateDataDocsAction(name="data docs", site_names=[_DOCS_SITE])],
         ))
         run = checkpoint.run(batch_parameters={"dataframe": frame})
         results = next(iter(run.run_results.values())).results
@@ -137,7 +138,7 @@ def _run_gx(frame: pd.DataFrame, contract: Contract, checks: list[CheckSpec],
         docs_seconds = time.perf_counter() - t
     out = []
     for result in results:
-        described = result.to_json_dict()
+        described = cast(dict[str, Any], result.to_json_dict())
         out.append((str(described["expectation_config"]["meta"]["tillit_check"]), described))
     return out, docs_seconds
 
@@ -153,6 +154,7 @@ def _to_check_result(check: CheckSpec, raw: dict[str, Any]) -> CheckResult:
         missing = int(result.get("missing_count") or 0)
         unexpected = int(result.get("unexpected_count") or 0)
         evaluated = elements if check.kind in ("not_null", "null_rate") else elements - missing
+    status: Status
     if failed_to_run:
         # The exception text may quote data; only the fact of the failure is reported.
         status, detail = "fail", "could not be evaluated on this extract"

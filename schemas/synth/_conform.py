@@ -75,15 +75,19 @@ def _place_outliers(frame: pd.DataFrame, column: Column, chosen: np.ndarray, rng
     k = int(chosen.sum())
     if k == 0:
         return
+    values: object
     if column.type == "date":
-        lo, hi = column.range[0], column.warn_range[0]  # implausibly early dates
-        span = (hi - lo).days  # type: ignore[operator]
-        values: object = pd.Timestamp(lo) + pd.to_timedelta(rng.integers(0, max(span, 1), k), unit="D")
+        first, plausible = column.range[0], column.warn_range[0]  # implausibly early dates
+        assert isinstance(first, dt.date) and isinstance(plausible, dt.date)
+        span = (plausible - first).days
+        values = pd.Timestamp(first) + pd.to_timedelta(rng.integers(0, max(span, 1), k), unit="D")
     else:
-        lo, hi = float(column.warn_range[1]), float(column.range[1])  # type: ignore[arg-type]
+        plausible_max, hard_max = column.warn_range[1], column.range[1]
+        assert isinstance(plausible_max, (int, float)) and isinstance(hard_max, (int, float))
+        lo, hi = float(plausible_max), float(hard_max)
         drawn = rng.uniform(lo, hi, k)
-        values = np.floor(drawn) + 1 if column.type == "integer" else np.round(drawn, 1) + 0.1
-        values = np.minimum(values, hi)  # type: ignore[call-overload]
+        shifted = np.floor(drawn) + 1 if column.type == "integer" else np.round(drawn, 1) + 0.1
+        values = np.minimum(shifted, hi)
     series = pd.to_datetime(frame[column.name]) if column.type == "date" else frame[column.name].astype(float)
     series[chosen] = values
     frame[column.name] = series
@@ -96,7 +100,7 @@ def _outside_warn_range(values: pd.Series, column: Column) -> int:
     lo, hi = column.warn_range
     if column.type == "date":
         stamps = pd.to_datetime(present)
-        lo_t, hi_t = pd.Timestamp(lo), pd.Timestamp(hi)  # type: ignore[arg-type]
+        lo_t, hi_t = pd.Timestamp(lo), pd.Timestamp(hi)
         return int(((stamps < lo_t) | (stamps > hi_t)).sum())
     numbers = present.astype(float)
     return int(((numbers < float(lo)) | (numbers > float(hi))).sum())  # type: ignore[arg-type]

@@ -61,7 +61,8 @@ def _categorical(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per row of a probability matrix (rows sum to 1)."""
     cum = np.cumsum(p, axis=1)
     u = rng.random(len(p)) * cum[:, -1]
-    return np.minimum((u[:, None] > cum).sum(axis=1), p.shape[1] - 1)
+    drawn: np.ndarray = np.minimum((u[:, None] > cum).sum(axis=1), p.shape[1] - 1)
+    return drawn
 
 
 def health_care(people: Residents, matrices: dict[str, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:

@@ -38,7 +38,8 @@ def age_weights() -> np.ndarray:
     weights[65:75] = 1.00
     weights[75:85] = 0.60
     weights[85:100] = 0.25 * np.exp(-0.25 * np.arange(15))
-    return weights / weights.sum()
+    shares: np.ndarray = weights / weights.sum()
+    return shares
 
 
 @dataclass
