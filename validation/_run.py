@@ -20,7 +20,7 @@ import pandas as pd
 from schemas.contract import Contract
 from schemas.identity import IdentityCheck
 from validation._conformance import Conformance, conform
-from validation._docs import sanitize_data_docs
+from validation._docs import add_verdict_banner, sanitize_data_docs
 from validation._report import CheckResult, Status, ValidationReport
 from validation._suite import ROWS_PER_RESIDENT, CheckSpec, contract_checks, to_expectations
 
@@ -78,6 +78,8 @@ def validate_frame(
         identifier=_identity_counts(identity), pseudonymisation=pseudonymisation,
         checks=tuple(results),
     )
+    if docs_dir is not None:
+        add_verdict_banner(docs_dir, report.verdict, [c.id for c in report.failed], [c.id for c in report.warnings])
     return report, Timings(t1 - t0, t2 - t1 - docs_seconds, docs_seconds)
 
 

@@ -85,15 +85,22 @@ def test_markers_never_leave_the_extract(municipality: Municipality, tmp_path: P
     assert (tmp_path / "out" / "docs" / "index.html").is_file()
 
 
-def test_data_docs_make_no_external_request(municipality: Municipality, tmp_path: Path) -> None:
+def test_data_docs_make_no_external_request_and_show_the_verdict(municipality: Municipality, tmp_path: Path) -> None:
     # Prepare / Execute
     from tillit.cli import main
 
     assert main(["node", "validate", "--sector", "health_care", "--data", str(municipality.silo("health_care")),
-                 "--docs", str(tmp_path / "docs")]) == 0
+                 "--docs", str(tmp_path / "docs"), "--report", str(tmp_path / "report.json")]) == 0
     # Assert: no attribute or stylesheet that a browser would fetch from another host
     external = re.compile(r"""(?:src|href|action)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I)
     pages = [p for p in (tmp_path / "docs").rglob("*") if p.suffix in (".html", ".css", ".js")]
     assert any(p.name == "index.html" for p in pages)
     offending = [str(p) for p in pages if external.search(p.read_text(encoding="utf-8"))]
     assert offending == []
+    # and the validation page leads with Tillit's verdict, which GX's own "Failed" status does not give
+    import json
+
+    verdict = json.loads((tmp_path / "report.json").read_text())["verdict"].upper()
+    page = next((tmp_path / "docs" / "validations").rglob("*.html")).read_text(encoding="utf-8")
+    assert f"Tillit verdict: {verdict}</strong>" in page
+    assert "newsletter" not in page.lower()
