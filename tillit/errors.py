@@ -12,14 +12,20 @@ operators, logged and sent over the network. Say *what* is wrong and *how many*,
     ├── UsageError                    exit 2  HTTP 400  bad option, setting or missing secret
     ├── ContractError                 exit 2  HTTP 422  unknown contract or a malformed contract file
     ├── UnusableInputError            exit 2  HTTP 422  the extract cannot be read at all
-    └── ContractViolation             exit 1  HTTP 422  the extract was read and breaks its contract
+    ├── ContractViolation             exit 1  HTTP 422  the extract was read and breaks its contract
+    └── StudyRefused                  exit 3  HTTP 409  a node refused a study (budget, contract, spec)
+
+A node's refusal travels to the server as a Flower error reply whose code is the refusal's
+``reason_code`` (see :data:`REFUSAL_CODES`); the server turns it back into ``StudyRefused``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "REFUSAL_CODES",
     "ContractError",
     "ContractViolation",
+    "StudyRefused",
     "TillitError",
     "UnusableInputError",
     "UsageError",
@@ -72,3 +78,27 @@ class ContractViolation(TillitError):
     exit_code = 1
     http_status = 422
     code = "contract_violation"
+
+
+#: Flower error-reply codes a node uses to refuse a study, and what each means
+REFUSAL_CODES = {
+    4101: "the node's extract breaks its contract",
+    4201: "the study would exceed the node's local privacy budget",
+    4202: "the node has already released everything this study may ask for",
+    4301: "the study does not name this node's dataset or contract",
+    4302: "the study spec is malformed or inconsistent",
+    4303: "the study spec is not signed by the coordinator, or was altered",
+    4500: "the node failed while computing (no data was released)",
+}
+
+
+class StudyRefused(TillitError):
+    """A node refused a study; ``reason_code`` is one of :data:`REFUSAL_CODES`."""
+
+    exit_code = 3
+    http_status = 409
+    code = "study_refused"
+
+    def __init__(self, message: str, reason_code: int = 4302) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code

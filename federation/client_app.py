@@ -1,0 +1,59 @@
+"""The ClientApp every node runs: a thin shell around :class:`nodes.agent.NodeAgent`.
+
+A refusal becomes a Flower error reply whose code is the refusal's reason code (see
+``tillit.errors.REFUSAL_CODES``) and whose reason names the node's dataset and the budget or check;
+an unexpected failure becomes code 4500 without any detail that could carry data.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from federation.protocol import OP_PREPARE, OP_TABLE, OP_TRAIN, read_array, unpack_request
+from federation.spec import parse_spec
+from tillit.errors import StudyRefused
+
+app = ClientApp()
+_log = logging.getLogger("tillit.node")
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    from nodes.agent import NodeAgent
+    from nodes.config import load_node_config
+
+    dataset = "unknown node"
+    try:
+        config = load_node_config(Path(str(context.node_config["tillit-config"])))
+        dataset = config.node.dataset
+        agent = NodeAgent(config)
+        op, spec_json, round_ = unpack_request(msg.content)
+        import json
+
+        spec = parse_spec(json.loads(spec_json), "from the server")
+        reply: dict[str, ArrayRecord | MetricRecord | ConfigRecord] = {"node": ConfigRecord({"dataset": dataset})}
+        if op == OP_PREPARE:
+            prepared = agent.prepare(spec)
+            reply["node"] = ConfigRecord({"dataset": dataset, "rho_units": prepared.loss.units,
+                                          **{k: float(v) for k, v in agent.budget_summary().items()}})
+        elif op == OP_TABLE:
+            reply["counts"] = ArrayRecord({"counts": Array(agent.table(spec))})
+        elif op == OP_TRAIN:
+            params, noisy_count = agent.train_round(spec, read_array(msg.content, "params"), round_)
+            reply["params"] = ArrayRecord({"params": Array(np.asarray(params, dtype=np.float64))})
+            reply["node"] = ConfigRecord({"dataset": dataset, "noisy_count": float(noisy_count)})
+        else:
+            raise StudyRefused(f"{dataset}: unknown request {op!r}", 4302)
+        return Message(RecordDict(reply), reply_to=msg)
+    except StudyRefused as refusal:
+        _log.warning("refused: %s", refusal.message)
+        return Message(Error(code=refusal.reason_code, reason=refusal.message), reply_to=msg)
+    except Exception as error:  # noqa: BLE001 - the reply must never carry the exception text
+        _log.error("node %s failed while computing (%s); nothing was released", dataset, type(error).__name__)
+        return Message(Error(code=4500, reason=f"{dataset}: failed while computing; nothing was released"),
+                       reply_to=msg)

@@ -1,0 +1,184 @@
+"""From a study spec and its contract to noise parameters and the exact ρ each dataset is charged.
+
+Nodes and coordinator call the same function, so a node can recompute the cost of a study from
+the spec alone and refuse one that does not add up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from federation.privacy._accounting import epsilon, gaussian_rho, rho_for_epsilon
+from federation.privacy._loss import PrivacyLoss
+from federation.spec import ModelSpec, StudySpec, TableSpec
+from schemas.contract import Column, Contract
+from tillit.errors import UsageError
+
+__all__ = ["ModelPlan", "StudyPlan", "TablePlan", "column_domain", "feature_names", "plan_study"]
+
+_MAX_DOMAIN = 200
+_MAX_CELLS = 100_000
+
+
+def column_domain(column: Column) -> list[Any]:
+    """The public set of values a column can take, for tabulating it; from the contract only."""
+    if column.type == "category":
+        assert column.categories is not None
+        return list(column.categories)
+    if column.type == "boolean":
+        return [False, True]
+    if column.type == "integer" and column.range is not None:
+        lo, hi = int(column.range[0]), int(column.range[1])  # type: ignore[arg-type]
+        if hi - lo + 1 <= _MAX_DOMAIN:
+            return list(range(lo, hi + 1))
+    raise UsageError(f"column {column.name!r} has no small public domain in its contract; it cannot be tabulated")
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    columns: tuple[str, ...]
+    cells: tuple[tuple[Any, ...], ...]
+    #: L2 sensitivity: the most one resident can change the count vector
+    sensitivity: float
+    noise_scale: float
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    features: tuple[str, ...]
+    classes: tuple[str, ...]
+    noise_multiplier: float
+    noise_scale: float
+    count_noise_scale: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    spec: StudySpec
+    loss: PrivacyLoss
+    epsilon: float
+    mechanism: dict[str, Any]
+    table: TablePlan | None = None
+    model: ModelPlan | None = None
+    per_dataset: dict[str, PrivacyLoss] = field(default_factory=dict)
+
+    def privacy_json(self) -> dict[str, Any]:
+        rho = float(self.loss.rho)
+        return {
+            "unit": "resident",
+            "rho": rho,
+            "epsilon": self.epsilon,
+            "delta": self.spec.privacy.delta,
+            "accounting": "zCDP composed by OpenDP; (epsilon, delta) by OpenDP's zCDP-to-approxDP conversion",
+            "per_dataset": {ds: {"rho": float(loss.rho), "rho_units": loss.units} for ds, loss in self.per_dataset.items()},
+            **self.mechanism,
+        }
+
+
+def plan_study(spec: StudySpec, contract: Contract) -> StudyPlan:
+    # A hair below the budget, so that OpenDP's conservative rounding and the ledger's rounding up
+    # to whole units still leave the charged (ε, δ) within what the study asked for.
+    target = rho_for_epsilon(spec.privacy.epsilon, spec.privacy.delta) * (1 - 1e-6)
+    if spec.table is not None:
+        table = _plan_table(spec.table, contract, target)
+        rho = gaussian_rho(table.sensitivity, table.noise_scale)
+        mechanism = {"mechanism": "gaussian", "noise_scale": table.noise_scale,
+                     "sensitivity_l2": table.sensitivity, "clipping_norm": None, "steps": 1}
+        model = None
+    else:
+        assert spec.model is not None
+        model = _plan_model(spec.model, contract, target)
+        rho = (gaussian_rho(1.0, model.count_noise_scale)
+               + gaussian_rho(spec.model.clipping_norm, model.noise_scale, model.steps))
+        mechanism = {"mechanism": "gaussian", "noise_multiplier": model.noise_multiplier,
+                     "noise_scale": model.noise_scale, "clipping_norm": spec.model.clipping_norm,
+                     "steps": model.steps, "count_noise_scale": model.count_noise_scale}
+        table = None
+    loss = PrivacyLoss.from_rho(rho)
+    return StudyPlan(spec=spec, loss=loss, epsilon=epsilon(float(loss.rho), spec.privacy.delta),
+                     mechanism=mechanism, table=table, model=model,
+                     per_dataset={ds: loss for ds in spec.datasets})
+
+
+def _column(contract: Contract, name: str, purpose: str) -> Column:
+    try:
+        column = contract.column(name)
+    except KeyError:
+        raise UsageError(f"{purpose} {name!r} is not a column of contract {contract.label}") from None
+    if column.privacy == "direct_identifier":
+        raise UsageError(f"{purpose} {name!r} is a direct identifier; it never enters a study")
+    return column
+
+
+def _plan_table(table: TableSpec, contract: Contract, rho: float) -> TablePlan:
+    m = contract.max_rows_per_resident
+    if table.transitions is not None:
+        t = table.transitions
+        time_col = _column(contract, t.time, "time column")
+        if time_col.type not in ("integer", "date"):
+            raise UsageError(f"time column {t.time!r} must be an integer or a date")
+        names = ([t.by] if t.by else []) + [t.state, t.state]
+        domains = [column_domain(_column(contract, n, "table column")) for n in names]
+        columns = tuple(([t.by] if t.by else []) + [f"{t.state}_from", f"{t.state}_to"])
+        sensitivity = float(max(m - 1, 1))  # one resident's moves, all possibly in one cell
+    else:
+        domains = [column_domain(_column(contract, n, "table column")) for n in table.group_by]
+        columns = tuple(table.group_by)
+        sensitivity = float(m)
+    cells = tuple(itertools.product(*domains))
+    if len(cells) > _MAX_CELLS:
+        raise UsageError(f"the table would have {len(cells):,} cells; at most {_MAX_CELLS:,} are allowed")
+    return TablePlan(columns=columns, cells=cells, sensitivity=sensitivity,
+                     noise_scale=sensitivity / math.sqrt(2.0 * rho))
+
+
+def feature_names(model: ModelSpec, contract: Contract) -> tuple[str, ...]:
+    """Encoded feature names: numbers scaled by the contract range, categories one-hot, then intercept."""
+    names: list[str] = []
+    for name in model.features:
+        column = _column(contract, name, "feature")
+        if name == model.outcome:
+            raise UsageError(f"feature {name!r} is the outcome")
+        if column.type in ("integer", "number"):
+            if column.range is None:
+                raise UsageError(f"feature {name!r} needs a range in the contract to be scaled")
+            names.append(name)
+        elif column.type == "boolean":
+            names.append(name)
+        elif column.type == "category":
+            assert column.categories is not None
+            names += [f"{name}={c}" for c in column.categories]
+        else:
+            raise UsageError(f"feature {name!r} of type {column.type} cannot enter a model")
+    return (*names, "(intercept)")
+
+
+def model_classes(model: ModelSpec, contract: Contract) -> tuple[str, ...]:
+    column = _column(contract, model.outcome, "outcome")
+    if model.positive is not None:
+        return ("other", "positive")
+    if model.classes is not None:
+        return model.classes
+    if column.type == "boolean":
+        return ("False", "True")
+    if column.type == "category":
+        assert column.categories is not None
+        return column.categories
+    raise UsageError(f"outcome {model.outcome!r} must be boolean or categorical, or name its positive values")
+
+
+def _plan_model(model: ModelSpec, contract: Contract, rho: float) -> ModelPlan:
+    features = feature_names(model, contract)
+    classes = model_classes(model, contract)
+    if len(classes) < 2:
+        raise UsageError("a model needs at least two outcome classes")
+    count_rho = model.count_share * rho
+    step_rho = (rho - count_rho) / model.steps
+    multiplier = 1.0 / math.sqrt(2.0 * step_rho)
+    return ModelPlan(features=features, classes=classes, noise_multiplier=multiplier,
+                     noise_scale=multiplier * model.clipping_norm,
+                     count_noise_scale=1.0 / math.sqrt(2.0 * count_rho), steps=model.steps)

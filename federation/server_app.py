@@ -1,0 +1,176 @@
+"""The ServerApp: runs one study over the connected nodes and writes its result JSON.
+
+Two phases. *Prepare*: every node checks the spec, its extract and its own budget without charging
+anything; one refusal ends the study before any node has spent budget. *Compute*: nodes charge
+their ledgers, then release noisy counts or noisy model updates; the server only sums, averages
+and post-processes what is already private.
+
+Run config: ``spec`` (path of the study spec JSON), ``results-dir``; optional ``contracts-dirs``
+(comma-separated), ``wait-seconds`` (for nodes to connect), ``poll-seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from federation.privacy import StudyPlan, plan_study
+from federation.protocol import OP_PREPARE, OP_TABLE, OP_TRAIN, pack_request, read_array
+from federation.results import model_outputs, table_outputs, write_result
+from federation.spec import StudySpec, load_spec
+from schemas import ContractRegistry
+from tillit.errors import REFUSAL_CODES
+
+app = ServerApp()
+
+
+class StudyFailed(Exception):
+    """The study stops; ``detail`` goes into the result JSON (names and codes, never data)."""
+
+    def __init__(self, status: str, detail: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.detail = detail
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    config = context.run_config
+    spec = load_spec(Path(str(config["spec"])))
+    results_dir = Path(str(config["results-dir"]))
+    dirs = [Path(d) for d in str(config.get("contracts-dirs", "")).split(",") if d]
+    contract = ContractRegistry(dirs).get(spec.contract)
+    plan = plan_study(spec, contract)
+    link = _Link(grid, float(config.get("poll-seconds", 0.05)))
+    started = time.perf_counter()
+    base: dict[str, Any] = {"study_id": spec.study_id, "run_id": context.run_id, "task": spec.task,
+                            "template": spec.task, "contract": contract.label, "datasets": list(spec.datasets),
+                            "privacy": plan.privacy_json()}
+    try:
+        nodes = _prepare(link, spec, float(config.get("wait-seconds", 60)))
+        if spec.task == "dp_table":
+            outputs, rounds = _run_table(link, spec, plan, nodes)
+        else:
+            outputs, rounds = _run_model(link, spec, plan, nodes)
+        result = {**base, "status": "completed", "outputs": outputs,
+                  "rounds": rounds, "seconds": round(time.perf_counter() - started, 3)}
+    except StudyFailed as failure:
+        result = {**base, "status": failure.status, **failure.detail,
+                  "seconds": round(time.perf_counter() - started, 3)}
+    write_result(results_dir, context.run_id, result)
+
+
+class _Link:
+    """Push messages and poll for their replies every ``poll`` seconds (Grid's own helper sleeps 3 s)."""
+
+    def __init__(self, grid: Grid, poll: float) -> None:
+        self.grid = grid
+        self.poll = poll
+
+    def exchange(self, messages: list[Message], timeout: float = 600.0) -> tuple[list[Message], dict[str, float]]:
+        sent = sum(_bytes(m) for m in messages)
+        started = time.perf_counter()
+        ids = set(self.grid.push_messages(messages))
+        replies: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while ids and time.monotonic() < deadline:
+            got = list(self.grid.pull_messages(ids))
+            replies += got
+            ids -= {m.metadata.reply_to_message_id for m in got}
+            if ids:
+                time.sleep(self.poll)
+        if ids:
+            raise StudyFailed("failed", {"error": {"code": "timeout", "detail": f"{len(ids)} node(s) did not reply"}})
+        received = sum(_bytes(m) for m in replies)
+        return replies, {"seconds": round(time.perf_counter() - started, 4), "bytes_sent": sent,
+                         "bytes_received": received}
+
+
+def _message(content: RecordDict, node_id: int) -> Message:
+    return Message(content=content, message_type="query", dst_node_id=node_id)
+
+
+def _bytes(message: Message) -> int:
+    if message.has_error():
+        return 0
+    return sum(record.count_bytes() for record in message.content.array_records.values())
+
+
+def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
+    """Ask every connected node whether it takes part and can afford the study; map dataset -> node."""
+    deadline = time.monotonic() + wait
+    node_ids = list(link.grid.get_node_ids())
+    while len(node_ids) < len(spec.datasets) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        node_ids = list(link.grid.get_node_ids())
+    spec_json = spec.model_dump_json()
+    messages = [_message(pack_request(OP_PREPARE, spec_json), n) for n in node_ids]
+    replies, _ = link.exchange(messages)
+    mapping: dict[str, int] = {}
+    refusals = []
+    for reply in replies:
+        if reply.has_error():
+            error = reply.error
+            if error.code == 4301:      # not part of this study: not a refusal
+                continue
+            refusals.append({"code": error.code, "meaning": REFUSAL_CODES.get(error.code, "unknown"),
+                             "detail": error.reason})
+        else:
+            mapping[str(reply.content.config_records["node"]["dataset"])] = reply.metadata.src_node_id
+    if refusals:
+        raise StudyFailed("refused", {"refusals": refusals,
+                                      "error": {"code": "refused", "detail": "; ".join(str(r["detail"]) for r in refusals)}})
+    missing = sorted(set(spec.datasets) - set(mapping))
+    if missing:
+        raise StudyFailed("failed", {"error": {"code": "nodes_missing",
+                                               "detail": f"no connected node holds {', '.join(missing)}"}})
+    return mapping
+
+
+def _replies_by_dataset(replies: Iterable[Message], nodes: dict[str, int]) -> dict[str, Message]:
+    by_node = {reply.metadata.src_node_id: reply for reply in replies}
+    failures = [{"dataset": ds, "code": by_node[n].error.code, "detail": by_node[n].error.reason}
+                for ds, n in nodes.items() if by_node[n].has_error()]
+    if failures:
+        raise StudyFailed("failed", {"refusals": failures,
+                                     "error": {"code": "node_error", "detail": "; ".join(str(f["detail"]) for f in failures)}})
+    return {ds: by_node[n] for ds, n in nodes.items()}
+
+
+def _run_table(link: _Link, spec: StudySpec, plan: StudyPlan,
+               nodes: dict[str, int]) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    spec_json = spec.model_dump_json()
+    messages = [_message(pack_request(OP_TABLE, spec_json), n) for n in nodes.values()]
+    replies, stats = link.exchange(messages)
+    counts = {ds: read_array(m.content, "counts") for ds, m in _replies_by_dataset(replies, nodes).items()}
+    assert plan.table is not None
+    return table_outputs(spec, plan, counts), [stats]
+
+
+def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
+               nodes: dict[str, int]) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    assert spec.model is not None and plan.model is not None
+    params = np.zeros((len(plan.model.classes) - 1, len(plan.model.features)))
+    weights: dict[str, float] = {}
+    rounds = []
+    spec_json = spec.model_dump_json()
+    for round_ in range(1, spec.model.rounds + 1):
+        messages = [_message(pack_request(OP_TRAIN, spec_json, round_, params), n) for n in nodes.values()]
+        replies, stats = link.exchange(messages)
+        by_dataset = _replies_by_dataset(replies, nodes)
+        if round_ == 1:
+            # weights are the nodes' noisy resident counts, released once with round 1
+            weights = {ds: max(float(m.content.config_records["node"]["noisy_count"]), 1.0)  # type: ignore[arg-type]
+                       for ds, m in by_dataset.items()}
+        total = sum(weights.values())
+        params = np.sum([weights[ds] / total * read_array(m.content, "params") for ds, m in by_dataset.items()],
+                        axis=0)
+        rounds.append({"round": round_, **stats})
+    return model_outputs(spec, plan, np.asarray(params), weights), rounds

@@ -1,0 +1,101 @@
+"""Logistic regression by DP gradient descent on a node.
+
+Each resident's gradient (summed over the resident's rows) is clipped to ``clipping_norm``; the
+clipped sum gets Gaussian noise from :mod:`federation.privacy` at every step; the node divides by
+its noisy resident count (released once), never by the true one. Binary outcomes are ordinary
+logistic regression; more classes are multinomial with the first class as reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sparse
+
+from federation.privacy import ModelPlan, gaussian_release
+from federation.spec import ModelSpec
+from schemas.contract import Contract
+
+
+@dataclass(frozen=True)
+class Design:
+    x: np.ndarray          # rows x features (scaled to [0, 1], intercept last)
+    y: np.ndarray          # class index per row
+    resident: np.ndarray   # dense resident index per row (for per-resident clipping)
+    residents: int
+
+    @property
+    def groups(self) -> sparse.csr_matrix:
+        """residents x rows indicator: ``groups @ per_row`` sums each resident's rows."""
+        n = len(self.resident)
+        return sparse.csr_matrix((np.ones(n), (self.resident, np.arange(n))), shape=(self.residents, n))
+
+
+def encode(frame: pd.DataFrame, resident: pd.Series, spec: ModelSpec, contract: Contract,
+           plan: ModelPlan) -> Design:
+    """Encode features with public, contract-derived scaling; rows with a missing outcome are dropped."""
+    outcome = frame[spec.outcome]
+    keep = outcome.notna().to_numpy()
+    frame, outcome, resident = frame[keep], outcome[keep], resident[keep]
+    columns = []
+    for name in spec.features:
+        column = contract.column(name)
+        values = frame[name]
+        if column.type in ("integer", "number"):
+            assert column.range is not None
+            lo, hi = float(column.range[0]), float(column.range[1])  # type: ignore[arg-type]
+            scaled = ((values.astype(float) - lo) / (hi - lo if hi > lo else 1.0)).clip(0.0, 1.0)
+            columns.append(scaled.fillna(0.0).to_numpy())
+        elif column.type == "boolean":
+            columns.append(values.astype("float64").fillna(0.0).to_numpy())
+        else:
+            assert column.categories is not None
+            text = values.astype(object)
+            columns += [(text == c).to_numpy(dtype=float) for c in column.categories]
+    columns.append(np.ones(len(frame)))
+    x = np.column_stack(columns)
+    if spec.positive is not None:
+        y = outcome.astype(str).isin(spec.positive).to_numpy().astype(np.int64)
+    else:
+        lookup = {c: i for i, c in enumerate(plan.classes)}
+        y = outcome.astype(str).map(lookup).to_numpy()
+        known = ~pd.isna(y)
+        x, y, resident = x[known], y[known].astype(np.int64), resident[known]
+    ids, uniques = pd.factorize(resident)
+    return Design(x=x, y=y, resident=ids, residents=len(uniques))
+
+
+def predict_proba(params: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Class probabilities; params has one row per non-reference class."""
+    logits = np.hstack([np.zeros((len(x), 1)), x @ params.T])
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def _clipped_gradient_sum(design: Design, groups: sparse.csr_matrix | None, params: np.ndarray,
+                          clipping_norm: float) -> np.ndarray:
+    p = predict_proba(params, design.x)
+    onehot = np.zeros_like(p)
+    onehot[np.arange(len(p)), design.y] = 1.0
+    residual = (p - onehot)[:, 1:]                                        # rows x (K-1)
+    per_row = (residual[:, :, None] * design.x[:, None, :]).reshape(len(p), -1)
+    per_resident = per_row if groups is None else np.asarray(groups @ per_row)
+    norms = np.sqrt((per_resident ** 2).sum(axis=1))
+    scale = np.minimum(1.0, clipping_norm / np.maximum(norms, 1e-12))
+    total: np.ndarray = (per_resident * scale[:, None]).sum(axis=0).reshape(params.shape)
+    return total
+
+
+def local_training(design: Design, params: np.ndarray, spec: ModelSpec, plan: ModelPlan,
+                   noisy_residents: float) -> np.ndarray:
+    """``local_steps`` noisy gradient steps from ``params``; returns the new parameters."""
+    denominator = max(noisy_residents, 1.0)
+    groups = None if design.residents == len(design.resident) else design.groups
+    for _ in range(spec.local_steps):
+        exact = _clipped_gradient_sum(design, groups, params, spec.clipping_norm)
+        noisy_sum = gaussian_release(exact, plan.noise_scale)
+        params = params - spec.learning_rate * noisy_sum / denominator
+    return params

@@ -1,0 +1,182 @@
+"""What a node does when a study asks it for something. Runs inside the node's ClientApp.
+
+For every request: the extract is re-validated if it changed since its last check; the study's cost
+is recomputed from the spec itself (not taken from the coordinator); the node's own ledger is
+checked — and charged, durably, before anything is released. Only noisy aggregates leave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from federation.privacy import PrivacyLoss, StudyPlan, epsilon, gaussian_release, plan_study, rho_for_epsilon
+from federation.spec import StudySpec
+from federation.tasks import Design, cell_counts, encode, local_training, transition_rows
+from nodes.config import NodeConfig
+from nodes.extract import pseudonymise, read_extract
+from nodes.ledger import NodeLedger
+from nodes.secret import NodeSecret, create_secret, load_secret
+from schemas import Contract, ContractRegistry
+from tillit.errors import StudyRefused
+
+__all__ = ["NodeAgent", "Prepared"]
+
+RESIDENT = "_resident"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    plan: StudyPlan
+    loss: PrivacyLoss
+    spec_sha256: str
+
+
+class NodeAgent:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.dataset = config.node.dataset
+        self.contract: Contract = ContractRegistry(config.node.contracts_dirs).get(config.node.contract)
+        self.ledger = NodeLedger(config.ledger_path)
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def initialise(self) -> None:
+        """Create the node's secret and set its local cap from the config (idempotent)."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.config.secret_path.exists():
+            create_secret(self.config.secret_path)
+        cap = PrivacyLoss.from_rho(rho_for_epsilon(self.config.budget.epsilon, self.config.budget.delta))
+        self.ledger.set_cap(self.dataset, cap)
+
+    def secret(self) -> NodeSecret:
+        return load_secret(self.config.secret_path)
+
+    def ensure_valid(self) -> str:
+        """The extract's SHA-256 after making sure it meets its contract; re-validates on change."""
+        from nodes.validate import ValidateRequest, validate_extract
+
+        digest = _file_sha256(self.config.node.data)
+        status = self.config.validation_path
+        if status.exists():
+            recorded = json.loads(status.read_text())
+            if recorded["data"]["sha256"] == digest:
+                if recorded["verdict"] == "fail":
+                    raise StudyRefused(f"{self.dataset}: the extract breaks contract {self.contract.label}", 4101)
+                return digest
+        report, _ = validate_extract(ValidateRequest(
+            data=self.config.node.data, contract=self.contract, secret=self.secret(),
+            report_path=status, docs_dir=self.config.state_dir / "data-docs"))
+        if report.verdict == "fail":
+            raise StudyRefused(f"{self.dataset}: the extract breaks contract {self.contract.label} "
+                               f"({len(report.failed)} blocking checks)", 4101)
+        return report.sha256
+
+    # -- a study ------------------------------------------------------------------------------
+
+    def prepare(self, spec: StudySpec) -> Prepared:
+        """Everything short of charging: is this node named, does the extract hold, is there budget?"""
+        if self.dataset not in spec.datasets or spec.contract != self.contract.name:
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} does not include this dataset", 4301)
+        self.ensure_valid()
+        try:
+            plan = plan_study(spec, self.contract)
+        except Exception as error:  # a spec the node cannot plan is refused, never computed
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} cannot be planned here ({error})", 4302) from None
+        loss = plan.per_dataset[self.dataset]
+        spec_sha = hashlib.sha256(spec.canonical_json().encode()).hexdigest()
+        self.ledger.check(spec.study_id, self.dataset, loss)
+        return Prepared(plan=plan, loss=loss, spec_sha256=spec_sha)
+
+    def _charge(self, spec: StudySpec, prepared: Prepared) -> None:
+        self.ledger.charge(spec.study_id, self.dataset, prepared.loss, prepared.spec_sha256)
+
+    def budget_summary(self) -> dict[str, float]:
+        cap = self.ledger.cap(self.dataset) or PrivacyLoss.zero()
+        spent = self.ledger.spent(self.dataset)
+        remaining = cap - spent if cap > spent else PrivacyLoss.zero()
+        delta = self.config.budget.delta
+        return {"cap_rho": float(cap.rho), "spent_rho": float(spent.rho), "remaining_rho": float(remaining.rho),
+                "remaining_epsilon": epsilon(float(remaining.rho), delta), "delta": delta}
+
+    def table(self, spec: StudySpec) -> np.ndarray:
+        prepared = self.prepare(spec)
+        table = prepared.plan.table
+        assert spec.table is not None and table is not None
+        self._charge(spec, prepared)
+        self.ledger.record_release(spec.study_id, self.dataset, 1)
+        frame = self._frame()
+        rows = transition_rows(frame, spec.table.transitions) if spec.table.transitions else frame
+        return gaussian_release(cell_counts(rows, table), table.noise_scale)
+
+    def train_round(self, spec: StudySpec, params: np.ndarray, round_: int) -> tuple[np.ndarray, float]:
+        """One round of DP-GD from the server's parameters: returns new parameters and the noisy count."""
+        prepared = self.prepare(spec)
+        model = prepared.plan.model
+        assert spec.model is not None and model is not None
+        if not 1 <= round_ <= spec.model.rounds:
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} has {spec.model.rounds} rounds, "
+                               f"not {round_}", 4202)
+        expected = (len(model.classes) - 1, len(model.features))
+        if params.shape != expected:
+            raise StudyRefused(f"{self.dataset}: parameters of shape {params.shape}, expected {expected}", 4302)
+        self._charge(spec, prepared)
+        design = self._design(spec)
+        noisy = self.ledger.noisy_count(spec.study_id, self.dataset) if round_ > 1 else None
+        if noisy is None:
+            if round_ > 1:
+                raise StudyRefused(f"{self.dataset}: round {round_} before round 1 of {spec.study_id}", 4202)
+            noisy = float(gaussian_release(np.array([float(design.residents)]), model.count_noise_scale)[0])
+        self.ledger.record_release(spec.study_id, self.dataset, round_, noisy if round_ == 1 else None)
+        return local_training(design, params, spec.model, model, noisy), noisy
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def _frame(self) -> pd.DataFrame:
+        """The pseudonymised, typed extract with at most the contract's rows per resident."""
+        from validation import conform
+
+        extract = read_extract(self.config.node.data)
+        frame, _ = pseudonymise(extract.frame, self.contract, self.secret().pseudonym_key)
+        ident = frame[self.contract.identifier]
+        typed = conform(frame, self.contract).frame.drop(columns=[self.contract.identifier])
+        for name, column in ((c.name, c) for c in self.contract.expanded_columns):
+            if column.type == "category" and name in typed:
+                typed[name] = typed[name].astype(object)
+        typed.insert(0, RESIDENT, ident.to_numpy())
+        typed = typed[typed[RESIDENT].notna()]
+        # the contribution bound is enforced here whatever validation said (defence in depth)
+        order = [RESIDENT, *[k for k in self.contract.key if k != self.contract.identifier]]
+        typed = typed.sort_values(order, kind="stable")
+        within = typed.groupby(RESIDENT, sort=False).cumcount() < self.contract.max_rows_per_resident
+        return typed[within.to_numpy()]
+
+    def _design(self, spec: StudySpec) -> Design:
+        """Encoded training data, cached in the node's own state directory between rounds."""
+        assert spec.model is not None
+        plan = plan_study(spec, self.contract).model
+        assert plan is not None
+        key = hashlib.sha256((self.ensure_valid() + spec.model.model_dump_json()).encode()).hexdigest()[:24]
+        path = self.config.cache_dir / f"design-{key}.npz"
+        if path.exists():
+            with np.load(path) as cached:
+                return Design(x=cached["x"], y=cached["y"], resident=cached["resident"],
+                              residents=int(cached["residents"]))
+        frame = self._frame()
+        design = encode(frame, frame[RESIDENT], spec.model, self.contract, plan)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, x=design.x, y=design.y, resident=design.resident, residents=design.residents)
+        return design
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,125 @@
+"""A node's configuration file (TOML), parsed once into a typed object.
+
+    [node]
+    dataset = "espoo/health_care"        # <municipality>/<sector>: how studies name this silo
+    contract = "health_care"
+    data = "/srv/extracts/health_care.parquet"
+    state_dir = "/var/lib/tillit/espoo-health"
+
+    [federation]
+    superlink = "superlink.example:9092"
+    root_certificates = "/etc/tillit/ca.crt"
+    port = 9094                            # this SuperNode's local runtime API port
+    insecure = false                       # only for a throw-away trial; never with real data
+
+    [budget]                               # set by the node's own privacy officer
+    epsilon = 3.0
+    delta = 1e-6
+
+Relative paths are relative to the file. Everything the node keeps — its secret, its SuperNode
+key, its ledger, its validation report and caches — lives under ``state_dir``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tillit.errors import UsageError
+
+__all__ = ["NodeConfig", "load_node_config"]
+
+
+class NodeSection(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = Field(pattern=r"^[a-z0-9_-]+/[a-z0-9_]+$")
+    contract: str
+    data: Path
+    state_dir: Path
+    contracts_dirs: tuple[Path, ...] = ()
+
+
+class FederationSection(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    superlink: str
+    root_certificates: Path | None = None
+    port: int = Field(ge=1, le=65535)
+    insecure: bool = False
+
+    @field_validator("superlink")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("superlink must be HOST:PORT")
+        return value
+
+
+class BudgetSection(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epsilon: float = Field(gt=0, le=100)
+    delta: float = Field(gt=0, lt=1e-2)
+
+
+class NodeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node: NodeSection
+    federation: FederationSection
+    budget: BudgetSection
+    source: Path = Path(".")
+
+    @property
+    def state_dir(self) -> Path:
+        return self.node.state_dir
+
+    @property
+    def secret_path(self) -> Path:
+        return self.state_dir / "node.secret"
+
+    @property
+    def key_dir(self) -> Path:
+        return self.state_dir / "keys"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.sqlite"
+
+    @property
+    def validation_path(self) -> Path:
+        return self.state_dir / "validation.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+
+def load_node_config(path: Path) -> NodeConfig:
+    if not path.is_file():
+        raise UsageError(f"node config {path} does not exist")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        raise UsageError(f"node config {path.name} is not valid TOML") from None
+    base = path.resolve().parent
+    for section, key in (("node", "data"), ("node", "state_dir"), ("federation", "root_certificates")):
+        value = document.get(section, {}).get(key)
+        if isinstance(value, str):
+            document[section][key] = str((base / value).resolve())
+    dirs = document.get("node", {}).get("contracts_dirs")
+    if isinstance(dirs, list):
+        document["node"]["contracts_dirs"] = [str((base / d).resolve()) for d in dirs]
+    try:
+        config = NodeConfig.model_validate({**document, "source": str(path.resolve())})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"node config {path.name}: {where}: {first['msg']}") from None
+    if not config.federation.insecure and config.federation.root_certificates is None:
+        raise UsageError(f"node config {path.name}: federation.root_certificates is required unless insecure = true")
+    return config
