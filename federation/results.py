@@ -69,7 +69,7 @@ def model_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, weights:
         "classes": list(model.classes),
         "reference_class": model.classes[0],
         "features": list(model.features),
-        "feature_scaling": "numbers scaled to [0, 1] by the contract range; categories one-hot",
+        "feature_scaling": "numbers scaled to [0, 1] by the contract's plausible range (else its range), clipped; categories one-hot",
         "coefficients": coefficients,
         "parameters": params.tolist(),
         "noisy_residents": weights,

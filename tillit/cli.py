@@ -65,6 +65,25 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--delimiter", default=",", help="field separator of a CSV extract")
     init_secret = node_sub.add_parser("init-secret", help="create the node's secret (pseudonym key)")
     init_secret.add_argument("--out", type=Path, required=True)
+    node_init = node_sub.add_parser("init", help="set up the node's state: secret, SuperNode key, budget, validation")
+    node_init.add_argument("--config", type=Path, required=True, help="the node's TOML config")
+    node_start = node_sub.add_parser("start", help="run this node's SuperNode (TLS and node authentication on)")
+    node_start.add_argument("--config", type=Path, required=True)
+    node_ledger = node_sub.add_parser("ledger", help="show the node's own privacy ledger")
+    node_ledger.add_argument("--config", type=Path, required=True)
+
+    federation = sub.add_parser("federation", help="run federated studies")
+    fed_sub = federation.add_subparsers(dest="federation_command", required=True, metavar="FEDERATION_COMMAND")
+    certs = fed_sub.add_parser("certs", help="make the federation's CA and the SuperLink's TLS certificate")
+    certs.add_argument("--out", type=Path, required=True)
+    certs.add_argument("--hosts", default="127.0.0.1,localhost", help="names and addresses of the SuperLink")
+    certs.add_argument("--overwrite", action="store_true")
+    run = fed_sub.add_parser("run", help="run a study spec on this machine: SuperLink + one SuperNode per dataset")
+    run.add_argument("--spec", type=Path, required=True, help="study spec (JSON)")
+    run.add_argument("--data", type=Path, required=True, help="directory of <municipality>/<sector>.parquet silos")
+    run.add_argument("--out", type=Path, default=Path("federation-out"))
+    run.add_argument("--node-epsilon", type=float, default=3.0, help="each node's local budget cap (epsilon)")
+    run.add_argument("--insecure", action="store_true", help="no TLS, no node authentication (trials only)")
 
     contract = sub.add_parser("contract", help="list, show and document data contracts")
     contract_sub = contract.add_subparsers(dest="contract_command", required=True, metavar="CONTRACT_COMMAND")
@@ -116,6 +135,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "node" and args.node_command == "init-secret":
         return commands.node_init_secret(args.out)
+    if args.command == "node" and args.node_command == "init":
+        return commands.node_init(args.config)
+    if args.command == "node" and args.node_command == "start":
+        return commands.node_start(args.config)
+    if args.command == "node" and args.node_command == "ledger":
+        return commands.node_ledger(args.config)
+    if args.command == "federation" and args.federation_command == "certs":
+        hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+        return commands.federation_certs(args.out, hosts, args.overwrite)
+    if args.command == "federation" and args.federation_command == "run":
+        return commands.federation_run(args.spec, args.data, args.out, args.node_epsilon, args.insecure)
     if args.command == "contract":
         dirs = _contract_dirs(args.contracts)
         if args.contract_command == "list":

@@ -113,3 +113,88 @@ def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) 
     if failed:
         raise ContractViolation(f"{failed} generated silo(s) break their contract — a generator bug")
     return 0
+
+
+def node_init(config_path: Path) -> int:
+    from federation.pki import make_node_keys
+    from nodes.agent import NodeAgent
+    from nodes.config import load_node_config
+
+    config = load_node_config(config_path)
+    agent = NodeAgent(config)
+    agent.initialise()
+    if not config.federation.insecure and not (config.key_dir / "supernode").exists():
+        make_node_keys(config.key_dir, "supernode")
+    digest = agent.ensure_valid()
+    budget = agent.budget_summary()
+    print(f"node {config.node.dataset}: extract {digest[:12]} meets contract {agent.contract.label}; "
+          f"local budget rho={budget['cap_rho']:.6g} (epsilon {config.budget.epsilon} at delta {config.budget.delta})")
+    if not config.federation.insecure:
+        print(f"register this node with the federation operator: {config.key_dir / 'supernode.pub'}")
+    return 0
+
+
+def node_start(config_path: Path) -> int:
+    import os
+    import subprocess
+
+    from federation.processes import flower_env
+    from nodes.agent import NodeAgent
+    from nodes.config import load_node_config
+    from nodes.supernode import supernode_command
+
+    config = load_node_config(config_path)
+    NodeAgent(config).ensure_valid()
+    env = flower_env(config.state_dir / "flwr-home", float(os.environ.get("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", 0.05)))
+    return subprocess.call(supernode_command(config), env=env)
+
+
+def node_ledger(config_path: Path) -> int:
+    from nodes.agent import NodeAgent
+    from nodes.config import load_node_config
+
+    agent = NodeAgent(load_node_config(config_path))
+    budget = agent.budget_summary()
+    print(f"{agent.dataset}: cap rho={budget['cap_rho']:.6g}, spent rho={budget['spent_rho']:.6g}, "
+          f"remaining rho={budget['remaining_rho']:.6g} (epsilon {budget['remaining_epsilon']:.4g} at delta {budget['delta']})")
+    for study, dataset, loss, when in agent.ledger.charges():
+        print(f"  {when}  {study:<24} {dataset:<24} {loss}")
+    return 0
+
+
+def federation_certs(out: Path, hosts: list[str], overwrite: bool) -> int:
+    from federation.pki import make_federation_certs
+
+    certs = make_federation_certs(out, hosts, overwrite=overwrite)
+    print(f"wrote CA {certs.ca_cert} and SuperLink certificate {certs.server_cert} for {', '.join(hosts)}")
+    return 0
+
+
+def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, insecure: bool) -> int:
+    import json
+
+    from federation.local import LocalFederation, NodeSetup
+    from federation.spec import load_spec
+    from tillit.errors import StudyRefused, UsageError
+
+    spec = load_spec(spec_path)
+    nodes = []
+    for dataset in spec.datasets:
+        municipality, sector = dataset.split("/", 1)
+        path = data / municipality / f"{sector}.parquet"
+        if not path.is_file():
+            raise UsageError(f"no extract for {dataset} at {path}")
+        nodes.append(NodeSetup(dataset, spec.contract, path, epsilon_cap=node_epsilon))
+    print(f"starting a SuperLink and {len(nodes)} SuperNode(s) "
+          f"({'INSECURE: no TLS, no node authentication' if insecure else 'TLS, node authentication'}) ...",
+          flush=True)
+    with LocalFederation(out, nodes, insecure=insecure) as fed:
+        print(f"running study {spec.study_id} ({spec.task}) ...", flush=True)
+        result = fed.run(spec_path)
+    print(f"result: {result['result_path']}")
+    privacy = result["privacy"]
+    print(f"privacy: rho={privacy['rho']:.6g} per dataset = (epsilon {privacy['epsilon']:.4g}, delta {privacy['delta']:g})")
+    if result["status"] != "completed":
+        raise StudyRefused(f"study {spec.study_id} {result['status']}: {result.get('error', {}).get('detail', '')}")
+    print(json.dumps({k: result[k] for k in ("study_id", "status", "seconds")}))
+    return 0

@@ -44,8 +44,9 @@ def encode(frame: pd.DataFrame, resident: pd.Series, spec: ModelSpec, contract: 
         column = contract.column(name)
         values = frame[name]
         if column.type in ("integer", "number"):
-            assert column.range is not None
-            lo, hi = float(column.range[0]), float(column.range[1])  # type: ignore[arg-type]
+            bounds = column.warn_range or column.range   # public, from the contract: no privacy cost
+            assert bounds is not None
+            lo, hi = float(bounds[0]), float(bounds[1])  # type: ignore[arg-type]
             scaled = ((values.astype(float) - lo) / (hi - lo if hi > lo else 1.0)).clip(0.0, 1.0)
             columns.append(scaled.fillna(0.0).to_numpy())
         elif column.type == "boolean":
