@@ -1,0 +1,102 @@
+"""The node agent without Flower: what a node refuses, what it charges, what it releases."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from federation.local import NodeSetup, write_node_config
+from federation.spec import StudySpec, parse_spec
+from nodes.agent import NodeAgent
+from nodes.config import load_node_config
+from tests.conftest import Municipality
+from tillit.errors import StudyRefused
+
+DATASET = "espoo/health_care"
+
+
+def _agent(tmp_path: Path, municipality: Municipality, epsilon_cap: float = 3.0) -> NodeAgent:
+    data = tmp_path / "health_care.parquet"
+    shutil.copy(municipality.silo("health_care"), data)
+    path = write_node_config(tmp_path / "node" / "node.toml", NodeSetup(DATASET, "health_care", data, epsilon_cap),
+                             "127.0.0.1:1", None, 9999, insecure=True)
+    agent = NodeAgent(load_node_config(path))
+    agent.initialise()
+    return agent
+
+
+def _spec(study_id: str = "s1", epsilon: float = 1.0, **extra: object) -> StudySpec:
+    document: dict[str, object] = {
+        "study_id": study_id, "task": "dp_logreg", "contract": "health_care", "datasets": [DATASET],
+        "privacy": {"epsilon": epsilon, "delta": 1e-6},
+        "model": {"outcome": "service_status", "positive": ["home_care", "intensive"],
+                  "features": ["health_segment", "hospital_days"], "rounds": 2, "local_steps": 2},
+    }
+    return parse_spec(document | extra)
+
+
+def test_a_study_that_does_not_name_the_node_is_not_for_it(tmp_path: Path, municipality: Municipality) -> None:
+    agent = _agent(tmp_path, municipality)
+    with pytest.raises(StudyRefused) as refused:
+        agent.prepare(_spec(datasets=["vantaa/health_care"]))
+    assert refused.value.reason_code == 4301
+
+
+def test_budget_is_charged_once_and_exhaustion_refuses_naming_node_and_budget(
+        tmp_path: Path, municipality: Municipality) -> None:
+    # Prepare: a local cap that fits one study at epsilon 1 but not two (two compose to about 1.45 in zCDP)
+    agent = _agent(tmp_path, municipality, epsilon_cap=1.2)
+    spec = _spec()
+    params = np.zeros((1, 3))
+    # Execute
+    first, count = agent.train_round(spec, params, 1)
+    second, _ = agent.train_round(spec, first, 2)
+    # Assert
+    assert len(agent.ledger.charges()) == 1
+    assert not np.array_equal(first, params) and not np.array_equal(first, second)
+    with pytest.raises(StudyRefused) as refused:
+        agent.prepare(_spec("s2"))
+    assert refused.value.reason_code == 4201
+    assert DATASET in refused.value.message and "local budget" in refused.value.message
+    assert len(agent.ledger.charges()) == 1
+
+
+def test_extra_or_repeated_rounds_are_refused(tmp_path: Path, municipality: Municipality) -> None:
+    agent = _agent(tmp_path, municipality)
+    spec = _spec()
+    agent.train_round(spec, np.zeros((1, 3)), 1)
+    for round_ in (1, 3):
+        with pytest.raises(StudyRefused) as refused:
+            agent.train_round(spec, np.zeros((1, 3)), round_)
+        assert refused.value.reason_code == 4202
+
+
+def test_a_changed_extract_is_revalidated_and_a_broken_one_refused(tmp_path: Path, municipality: Municipality) -> None:
+    # Prepare: the node checked its extract; then someone overwrites it with a broken one
+    agent = _agent(tmp_path, municipality)
+    first = agent.ensure_valid()
+    broken = pd.read_parquet(agent.config.node.data).drop(columns=["service_status"])
+    broken.to_parquet(agent.config.node.data, index=False)
+    # Execute / Assert
+    with pytest.raises(StudyRefused) as refused:
+        agent.prepare(_spec())
+    assert refused.value.reason_code == 4101
+    assert agent.ledger.charges() == []
+    assert first != agent.config.validation_path.read_text()
+
+
+def test_tables_release_noisy_counts_of_the_right_shape(tmp_path: Path, municipality: Municipality) -> None:
+    agent = _agent(tmp_path, municipality)
+    spec = parse_spec({"study_id": "t1", "task": "dp_table", "contract": "health_care", "datasets": [DATASET],
+                       "privacy": {"epsilon": 1.0, "delta": 1e-6}, "table": {"group_by": ["service_status"]}})
+    counts = agent.table(spec)
+    exact = pd.read_parquet(agent.config.node.data)["service_status"].value_counts()
+    assert counts.shape == (4,)
+    assert abs(counts[0] - exact["none"]) < 200          # noise sd ~ 14 at epsilon 1 with 6 rows/resident
+    assert counts[0] != exact["none"]
+    with pytest.raises(StudyRefused, match="already released"):
+        agent.table(spec)

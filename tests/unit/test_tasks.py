@@ -1,0 +1,37 @@
+"""Task computations on tiny frames: transitions, cell counts, per-resident clipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from federation.privacy import TablePlan
+from federation.spec import TransitionSpec
+from federation.tasks import cell_counts, transition_rows
+from federation.tasks.logreg import Design, _clipped_gradient_sum
+
+
+def test_transitions_pair_consecutive_years_of_the_same_resident() -> None:
+    frame = pd.DataFrame({"_resident": ["a", "a", "a", "b", "b", "c"],
+                          "year": [2019, 2020, 2022, 2020, 2021, 2020],
+                          "seg": [1.0, 2.0, 3.0, 5.0, 5.0, 7.0],
+                          "svc": ["none", "care", "none", "none", "none", "none"]})
+    moves = transition_rows(frame, TransitionSpec(time="year", state="seg", by="svc"))
+    assert sorted(map(tuple, moves.to_numpy().tolist())) == [("none", 1.0, 2.0), ("none", 5.0, 5.0)]
+
+
+def test_cell_counts_follow_the_plan_order_and_ignore_unknown_values() -> None:
+    plan = TablePlan(columns=("svc",), cells=(("none",), ("care",)), sensitivity=1.0, noise_scale=1.0)
+    counts = cell_counts(pd.DataFrame({"svc": ["care", "none", "care", "spa"]}), plan)
+    assert counts.tolist() == [1.0, 2.0]
+
+
+def test_each_residents_gradient_is_clipped_to_the_norm() -> None:
+    # Prepare: one resident with many large rows, one with a single small row
+    x = np.vstack([np.full((50, 3), 100.0), np.array([[0.001, 0.001, 1.0]])])
+    design = Design(x=x, y=np.zeros(51, dtype=np.int64), resident=np.array([0] * 50 + [1]), residents=2)
+    # Execute
+    total = _clipped_gradient_sum(design, design.groups, np.zeros((1, 3)), clipping_norm=1.0)
+    # Assert: the big resident contributes at most norm 1, so the sum is at most 2
+    assert np.linalg.norm(total) <= 2.0 + 1e-9
+    assert np.linalg.norm(total) > 1.0
