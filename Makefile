@@ -34,6 +34,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python -m benchmarks.validation_vs_pandera
 	$(BIN)/python -m benchmarks.synth_time
+	$(BIN)/python -m benchmarks.federation_dpgd
 
 typecheck: setup
 	$(BIN)/python -m mypy

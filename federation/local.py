@@ -54,6 +54,7 @@ class LocalFederation:
     nodes: list[NodeSetup]
     insecure: bool = False
     poll_seconds: float = 0.05
+    timing: bool = False
     processes: list[FlowerProcess] = field(default_factory=list)
     node_configs: dict[str, NodeConfig] = field(default_factory=dict)
 
@@ -105,7 +106,7 @@ class LocalFederation:
                 if not (config.key_dir / "supernode").exists():
                     make_node_keys(config.key_dir, "supernode")
                 self._flwr(["supernode", "register", str(config.key_dir / "supernode.pub"), CONNECTION])
-            node = FlowerProcess.start(name, supernode_command(config), self.env,
+            node = FlowerProcess.start(name, supernode_command(config, self.timing), self.env,
                                        self.workdir / "logs" / f"{name}.log", self.workdir)
             self.processes.append(node)
             self.node_configs[setup.dataset] = config
@@ -118,9 +119,10 @@ class LocalFederation:
             raise TillitError(f"flwr {args[0]} failed: {done.stdout.strip().splitlines()[-1:]}")
         return done.stdout
 
-    def run(self, spec_path: Path, timeout: float = 1800) -> dict[str, Any]:
+    def run(self, spec_path: Path, timeout: float = 1800, server_poll_seconds: float | None = None) -> dict[str, Any]:
         """Submit the study with ``flwr run`` and wait for the ServerApp's result JSON."""
-        config = f"spec='{spec_path.resolve()}' results-dir='{self.results_dir}'"
+        poll = self.poll_seconds if server_poll_seconds is None else server_poll_seconds
+        config = f"spec='{spec_path.resolve()}' results-dir='{self.results_dir}' poll-seconds={poll}"
         out = self._flwr(["run", str(APP_DIR), CONNECTION, "--run-config", config, "--format", "json"])
         run_id = _run_id(out)
         path = self.results_dir / str(run_id) / "result.json"

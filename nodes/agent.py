@@ -126,7 +126,7 @@ class NodeAgent:
         if params.shape != expected:
             raise StudyRefused(f"{self.dataset}: parameters of shape {params.shape}, expected {expected}", 4302)
         self._charge(spec, prepared)
-        design = self._design(spec)
+        design = self._design(spec, prepared.plan)
         noisy = self.ledger.noisy_count(spec.study_id, self.dataset) if round_ > 1 else None
         if noisy is None:
             if round_ > 1:
@@ -156,10 +156,10 @@ class NodeAgent:
         within = typed.groupby(RESIDENT, sort=False).cumcount() < self.contract.max_rows_per_resident
         return typed[within.to_numpy()]
 
-    def _design(self, spec: StudySpec) -> Design:
+    def _design(self, spec: StudySpec, study: StudyPlan) -> Design:
         """Encoded training data, cached in the node's own state directory between rounds."""
         assert spec.model is not None
-        plan = plan_study(spec, self.contract).model
+        plan = study.model
         assert plan is not None
         key = hashlib.sha256((self.ensure_valid() + spec.model.model_dump_json()).encode()).hexdigest()[:24]
         path = self.config.cache_dir / f"design-{key}.npz"

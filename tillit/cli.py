@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     certs.add_argument("--out", type=Path, required=True)
     certs.add_argument("--hosts", default="127.0.0.1,localhost", help="names and addresses of the SuperLink")
     certs.add_argument("--overwrite", action="store_true")
+    link = fed_sub.add_parser("superlink", help="run the federation's SuperLink (TLS and node authentication on)")
+    link.add_argument("--certs", type=Path, required=True, help="directory from 'tillit federation certs'")
+    link.add_argument("--state", type=Path, required=True, help="directory for the SuperLink's database")
+    link.add_argument("--host", default="0.0.0.0")
+    link.add_argument("--port", type=int, default=9092)
     run = fed_sub.add_parser("run", help="run a study spec on this machine: SuperLink + one SuperNode per dataset")
     run.add_argument("--spec", type=Path, required=True, help="study spec (JSON)")
     run.add_argument("--data", type=Path, required=True, help="directory of <municipality>/<sector>.parquet silos")
@@ -144,6 +149,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "federation" and args.federation_command == "certs":
         hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
         return commands.federation_certs(args.out, hosts, args.overwrite)
+    if args.command == "federation" and args.federation_command == "superlink":
+        return commands.federation_superlink(args.certs, args.state, args.host, args.port)
     if args.command == "federation" and args.federation_command == "run":
         return commands.federation_run(args.spec, args.data, args.out, args.node_epsilon, args.insecure)
     if args.command == "contract":

@@ -198,3 +198,20 @@ def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, 
         raise StudyRefused(f"study {spec.study_id} {result['status']}: {result.get('error', {}).get('detail', '')}")
     print(json.dumps({k: result[k] for k in ("study_id", "status", "seconds")}))
     return 0
+
+
+def federation_superlink(certs: Path, state: Path, host: str, port: int) -> int:
+    import subprocess
+
+    from federation.processes import flower_env
+    from tillit.errors import UsageError
+
+    for name in ("ca.crt", "superlink.crt", "superlink.key"):
+        if not (certs / name).is_file():
+            raise UsageError(f"{certs / name} is missing; make it with 'tillit federation certs --out {certs}'")
+    state.mkdir(parents=True, exist_ok=True)
+    command = ["flower-superlink", "--host", host, "--port", str(port), "--disable-runtime-dependency-installation",
+               "--database", str(state / "superlink.db"), "--enable-supernode-auth",
+               "--ssl-ca-certfile", str(certs / "ca.crt"), "--ssl-certfile", str(certs / "superlink.crt"),
+               "--ssl-keyfile", str(certs / "superlink.key")]
+    return subprocess.call(command, env=flower_env(state / "flwr-home"))

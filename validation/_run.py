@@ -138,11 +138,25 @@ def _run_gx(frame: pd.DataFrame, contract: Contract, checks: list[CheckSpec],
         t = time.perf_counter()
         sanitize_data_docs(docs_dir)
         docs_seconds = time.perf_counter() - t
+    _remove_default_docs_dir(context)
     out = []
     for result in results:
         described = cast(dict[str, Any], result.to_json_dict())
         out.append((str(described["expectation_config"]["meta"]["tillit_check"]), described))
     return out, docs_seconds
+
+
+def _remove_default_docs_dir(context: Any) -> None:
+    """GX's ephemeral context makes an empty temp directory for a default docs site; leave none behind."""
+    import tempfile
+
+    for site in context.get_docs_sites_urls():
+        url = str(site.get("site_url") or "")
+        if site.get("site_name") == _DOCS_SITE or not url.startswith("file://"):
+            continue
+        directory = Path(url[len("file://"):]).parent
+        if directory.parent == Path(tempfile.gettempdir()) and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
 
 
 def _to_check_result(check: CheckSpec, raw: dict[str, Any]) -> CheckResult:

@@ -83,6 +83,7 @@ def test_markers_never_leave_the_extract(municipality: Municipality, tmp_path: P
     assert not _scan(tmp_path, {data}, needles)
     assert not [n for n in needles if n in done.stdout + done.stderr]
     assert (tmp_path / "out" / "docs" / "index.html").is_file()
+    assert list(tmp.iterdir()) == []   # nothing left behind in the temporary directory either
 
 
 def test_data_docs_make_no_external_request_and_show_the_verdict(municipality: Municipality, tmp_path: Path) -> None:

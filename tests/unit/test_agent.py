@@ -100,3 +100,28 @@ def test_tables_release_noisy_counts_of_the_right_shape(tmp_path: Path, municipa
     assert counts[0] != exact["none"]
     with pytest.raises(StudyRefused, match="already released"):
         agent.table(spec)
+
+
+def test_multinomial_model_learns_the_class_shares(tmp_path: Path, municipality: Municipality) -> None:
+    # Prepare: four service statuses, "none" as the reference class; a generous budget for a clear signal and a
+    # clipping norm near the contract's 6 rows per resident (a smaller one biases the fit towards "none")
+    from federation.tasks import predict_proba
+
+    agent = _agent(tmp_path, municipality, epsilon_cap=50.0)
+    spec = parse_spec({
+        "study_id": "multi", "task": "dp_logreg", "contract": "health_care", "datasets": [DATASET],
+        "privacy": {"epsilon": 10.0, "delta": 1e-6},
+        "model": {"outcome": "service_status", "features": ["health_segment"], "rounds": 8, "local_steps": 25,
+                  "learning_rate": 2.0, "clipping_norm": 6.0}})
+    params = np.zeros((3, 2))
+    # Execute
+    for round_ in range(1, 9):
+        params, _ = agent.train_round(spec, params, round_)
+    # Assert: one row per non-reference class, and the model's class shares over the data match the observed ones
+    assert params.shape == (3, 2)
+    data = pd.read_parquet(agent.config.node.data).dropna(subset=["health_segment"])
+    x = np.column_stack([(data["health_segment"] - 1) / 19, np.ones(len(data))])
+    predicted = predict_proba(params, x).mean(axis=0)
+    observed = data["service_status"].value_counts(normalize=True)
+    for i, status in enumerate(["none", "preventive", "home_care", "intensive"]):
+        assert abs(predicted[i] - observed.get(status, 0.0)) < 0.05, (status, predicted, observed)

@@ -31,15 +31,22 @@ def test_every_service_command_parses_with_the_cli(name: str) -> None:
     # Execute: argparse exits on an unknown command or option
     args = _parser().parse_args([_interpolate(str(part)) for part in command])
     # Assert
-    assert args.command in ("synth", "node")
+    assert args.command in ("synth", "node", "federation")
 
 
-def test_nodes_have_telemetry_off_a_secret_and_read_only_data() -> None:
-    nodes = {n: s for n, s in _services().items() if n.startswith("node-")}
+def test_nodes_run_supernodes_with_telemetry_off_tls_and_read_only_data() -> None:
+    services = _services()
+    nodes = {n: s for n, s in services.items() if n.startswith("node-")}
     assert len(nodes) == 7
     for name, service in nodes.items():
+        assert service["command"][:2] == ["node", "start"], name  # type: ignore[index]
         assert service["environment"]["FLWR_TELEMETRY_ENABLED"] == "0", name  # type: ignore[index]
-        assert service["secrets"] == ["node_secret"], name
+        assert service["secrets"] == ["federation_ca"], name
+        assert service["depends_on"]["superlink"]["condition"] == "service_healthy", name  # type: ignore[index]
+        assert "healthcheck" in service, name
         data_mounts = [v for v in service["volumes"] if str(v).startswith("${TILLIT_DATA")]  # type: ignore[union-attr]
         assert data_mounts and all(str(v).endswith(":ro") for v in data_mounts), name
-    assert ":?" in yaml.safe_load(COMPOSE.read_text())["secrets"]["node_secret"]["file"]
+    assert services["superlink"]["command"][:2] == ["federation", "superlink"]  # type: ignore[index]
+    assert "healthcheck" in services["superlink"]
+    secrets = yaml.safe_load(COMPOSE.read_text())["secrets"]
+    assert all(":?" in s["file"] for s in secrets.values())
