@@ -25,11 +25,10 @@ from federation.local import LocalFederation, NodeSetup
 from federation.privacy import plan_study
 from federation.spec import parse_spec
 from federation.tasks import Design, encode, local_training
-from nodes.extract import pseudonymise, read_extract
+from nodes.agent import RESIDENT, typed_extract
 from nodes.secret import ephemeral_secret
 from schemas import ContractRegistry
 from schemas.synth import SynthConfig, synthesize
-from validation import conform
 
 NAMES = ("espoo", "vantaa", "helsinki", "turku", "oulu")
 
@@ -47,13 +46,9 @@ def _designs(root: Path, municipalities: tuple[str, ...], spec_doc: dict[str, ob
     spec = parse_spec(spec_doc)
     plan = plan_study(spec, contract)
     assert plan.model is not None and spec.model is not None
-    out = []
-    for m in municipalities:
-        frame, _ = pseudonymise(read_extract(root / m / "health_care.parquet").frame, contract,
-                                ephemeral_secret().pseudonym_key)
-        typed = conform(frame, contract).frame.assign(service_status=lambda f: f["service_status"].astype(object))
-        out.append(encode(typed, frame["person_id"], spec.model, contract, plan.model))
-    return out
+    frames = [typed_extract(root / m / "health_care.parquet", contract, ephemeral_secret().pseudonym_key)
+              for m in municipalities]
+    return [encode(frame, frame[RESIDENT], spec.model, contract, plan.model) for frame in frames]
 
 
 def _pooled_seconds(designs: list[Design], spec_doc: dict[str, object]) -> tuple[float, float]:

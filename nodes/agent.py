@@ -25,7 +25,7 @@ from nodes.secret import NodeSecret, create_secret, load_secret
 from schemas import Contract, ContractRegistry
 from tillit.errors import StudyRefused
 
-__all__ = ["NodeAgent", "Prepared"]
+__all__ = ["RESIDENT", "NodeAgent", "Prepared", "typed_extract"]
 
 RESIDENT = "_resident"
 
@@ -138,23 +138,7 @@ class NodeAgent:
     # -- data ---------------------------------------------------------------------------------
 
     def _frame(self) -> pd.DataFrame:
-        """The pseudonymised, typed extract with at most the contract's rows per resident."""
-        from validation import conform
-
-        extract = read_extract(self.config.node.data)
-        frame, _ = pseudonymise(extract.frame, self.contract, self.secret().pseudonym_key)
-        ident = frame[self.contract.identifier]
-        typed = conform(frame, self.contract).frame.drop(columns=[self.contract.identifier])
-        for name, column in ((c.name, c) for c in self.contract.expanded_columns):
-            if column.type == "category" and name in typed:
-                typed[name] = typed[name].astype(object)
-        typed.insert(0, RESIDENT, ident.to_numpy())
-        typed = typed[typed[RESIDENT].notna()]
-        # the contribution bound is enforced here whatever validation said (defence in depth)
-        order = [RESIDENT, *[k for k in self.contract.key if k != self.contract.identifier]]
-        typed = typed.sort_values(order, kind="stable")
-        within = typed.groupby(RESIDENT, sort=False).cumcount() < self.contract.max_rows_per_resident
-        return typed[within.to_numpy()]
+        return typed_extract(self.config.node.data, self.contract, self.secret().pseudonym_key)
 
     def _design(self, spec: StudySpec, study: StudyPlan) -> Design:
         """Encoded training data, cached in the node's own state directory between rounds."""
@@ -172,6 +156,28 @@ class NodeAgent:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, x=design.x, y=design.y, resident=design.resident, residents=design.residents)
         return design
+
+
+def typed_extract(path: Path, contract: Contract, key: bytes) -> pd.DataFrame:
+    """The pseudonymised, typed extract with at most the contract's rows per resident.
+
+    The resident pseudonym is in column ``_resident``; the contribution bound is enforced here
+    whatever validation said (defence in depth).
+    """
+    from validation import conform
+
+    frame, _ = pseudonymise(read_extract(path).frame, contract, key)
+    ident = frame[contract.identifier]
+    typed = conform(frame, contract).frame.drop(columns=[contract.identifier])
+    for column in contract.expanded_columns:
+        if column.type == "category" and column.name in typed:
+            typed[column.name] = typed[column.name].astype(object)
+    typed.insert(0, RESIDENT, ident.to_numpy())
+    typed = typed[typed[RESIDENT].notna()]
+    order = [RESIDENT, *[k for k in contract.key if k != contract.identifier]]
+    typed = typed.sort_values(order, kind="stable")
+    within = typed.groupby(RESIDENT, sort=False).cumcount() < contract.max_rows_per_resident
+    return typed[within.to_numpy()]
 
 
 def _file_sha256(path: Path) -> str:

@@ -17,11 +17,10 @@ from sklearn.metrics import roc_auc_score
 from federation.privacy import gaussian_release, plan_study
 from federation.spec import parse_spec
 from federation.tasks import encode, local_training, predict_proba
-from nodes.extract import pseudonymise, read_extract
+from nodes.agent import RESIDENT, typed_extract
 from nodes.secret import ephemeral_secret
 from schemas import ContractRegistry
 from schemas.synth import SynthConfig, synthesize
-from validation import conform
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +40,10 @@ def test_dpgd_at_epsilon_1_is_within_002_auc_of_pooled_logistic_regression(tmp_p
     plan = plan_study(spec, contract)
     assert plan.model is not None and spec.model is not None and plan.epsilon <= 1.0
     designs = []
-    for municipality in MUNICIPALITIES:
-        frame, _ = pseudonymise(read_extract(tmp_path / municipality / "health_care.parquet").frame, contract,
-                                ephemeral_secret().pseudonym_key)
-        typed = conform(frame, contract).frame.assign(service_status=lambda f: f["service_status"].astype(object))
-        designs.append(encode(typed, frame["person_id"], spec.model, contract, plan.model))
+    for municipality in MUNICIPALITIES:   # what each node does: its own typed, bounded extract, then encoding
+        frame = typed_extract(tmp_path / municipality / "health_care.parquet", contract,
+                              ephemeral_secret().pseudonym_key)
+        designs.append(encode(frame, frame[RESIDENT], spec.model, contract, plan.model))
     # Execute: rounds of local noisy steps, averaged with weights from noisy counts
     counts = [float(gaussian_release(np.array([float(d.residents)]), plan.model.count_noise_scale)[0]) for d in designs]
     params = np.zeros((1, len(plan.model.features)))
