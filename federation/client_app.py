@@ -54,9 +54,10 @@ def _answer(msg: Message, context: Context) -> Message:
     from nodes.config import load_node_config
 
     dataset = "unknown node"
+    state_dir = None
     try:
         config = load_node_config(Path(str(context.node_config["tillit-config"])))
-        dataset = config.node.dataset
+        dataset, state_dir = config.node.dataset, config.state_dir
         agent = NodeAgent(config)
         op, spec_json, round_ = unpack_request(msg.content)
         import json
@@ -80,6 +81,13 @@ def _answer(msg: Message, context: Context) -> Message:
         _log.warning("refused: %s", refusal.message)
         return Message(Error(code=refusal.reason_code, reason=refusal.message), reply_to=msg)
     except Exception as error:  # noqa: BLE001 - the reply must never carry the exception text
-        _log.error("node %s failed while computing (%s); nothing was released", dataset, type(error).__name__)
+        _log.error("node %s failed while computing (%s); nothing was released; details in the node's "
+                   "state directory (errors.log)", dataset, type(error).__name__)
+        if state_dir is not None:   # the full traceback stays on the node, for its operator only
+            import datetime as dt
+            import traceback
+
+            with open(state_dir / "errors.log", "a", encoding="utf-8") as log:
+                log.write(f"--- {dt.datetime.now(dt.timezone.utc).isoformat()}\n{traceback.format_exc()}")
         return Message(Error(code=4500, reason=f"{dataset}: failed while computing; nothing was released"),
                        reply_to=msg)
