@@ -11,19 +11,22 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from federation.privacy import PrivacyLoss, StudyPlan, epsilon, gaussian_release, plan_study, rho_for_epsilon
 from federation.spec import StudySpec
-from federation.tasks import Design, cell_counts, encode, local_training, transition_rows
 from nodes.config import NodeConfig
-from nodes.extract import pseudonymise, read_extract
 from nodes.ledger import NodeLedger
 from nodes.secret import NodeSecret, create_secret, load_secret
 from schemas import Contract, ContractRegistry
 from tillit.errors import StudyRefused
+
+if TYPE_CHECKING:  # pandas, pyarrow and scipy load only when a message needs the extract itself:
+    import pandas as pd  # a cached training round is answered without them (Flower starts a new
+
+    from federation.tasks import Design  # process for every message, so imports are paid per round)
 
 __all__ = ["RESIDENT", "NodeAgent", "Prepared", "typed_extract"]
 
@@ -110,6 +113,8 @@ class NodeAgent:
         assert spec.table is not None and table is not None
         self._charge(spec, prepared)
         self.ledger.record_release(spec.study_id, self.dataset, 1)
+        from federation.tasks import cell_counts, transition_rows
+
         frame = self._frame()
         rows = transition_rows(frame, spec.table.transitions) if spec.table.transitions else frame
         return gaussian_release(cell_counts(rows, table), table.noise_scale)
@@ -133,15 +138,19 @@ class NodeAgent:
                 raise StudyRefused(f"{self.dataset}: round {round_} before round 1 of {spec.study_id}", 4202)
             noisy = float(gaussian_release(np.array([float(design.residents)]), model.count_noise_scale)[0])
         self.ledger.record_release(spec.study_id, self.dataset, round_, noisy if round_ == 1 else None)
+        from federation.tasks.logreg import local_training
+
         return local_training(design, params, spec.model, model, noisy), noisy
 
     # -- data ---------------------------------------------------------------------------------
 
-    def _frame(self) -> pd.DataFrame:
+    def _frame(self) -> "pd.DataFrame":
         return typed_extract(self.config.node.data, self.contract, self.secret().pseudonym_key)
 
-    def _design(self, spec: StudySpec, study: StudyPlan) -> Design:
+    def _design(self, spec: StudySpec, study: StudyPlan) -> "Design":
         """Encoded training data, cached in the node's own state directory between rounds."""
+        from federation.tasks.logreg import Design, encode
+
         assert spec.model is not None
         plan = study.model
         assert plan is not None
@@ -158,12 +167,13 @@ class NodeAgent:
         return design
 
 
-def typed_extract(path: Path, contract: Contract, key: bytes) -> pd.DataFrame:
+def typed_extract(path: Path, contract: Contract, key: bytes) -> "pd.DataFrame":
     """The pseudonymised, typed extract with at most the contract's rows per resident.
 
     The resident pseudonym is in column ``_resident``; the contribution bound is enforced here
     whatever validation said (defence in depth).
     """
+    from nodes.extract import pseudonymise, read_extract
     from validation import conform
 
     frame, _ = pseudonymise(read_extract(path).frame, contract, key)

@@ -9,14 +9,17 @@ logistic regression; more classes are multinomial with the first class as refere
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sparse
 
 from federation.privacy import ModelPlan, gaussian_release
 from federation.spec import ModelSpec
 from schemas.contract import Contract
+
+if TYPE_CHECKING:  # loaded lazily: a cached training round on a node needs neither
+    import pandas as pd
+    import scipy.sparse as sparse
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Design:
     @property
     def groups(self) -> sparse.csr_matrix:
         """residents x rows indicator: ``groups @ per_row`` sums each resident's rows."""
+        import scipy.sparse as sparse
+
         n = len(self.resident)
         return sparse.csr_matrix((np.ones(n), (self.resident, np.arange(n))), shape=(self.residents, n))
 
@@ -36,6 +41,8 @@ class Design:
 def encode(frame: pd.DataFrame, resident: pd.Series, spec: ModelSpec, contract: Contract,
            plan: ModelPlan) -> Design:
     """Encode features with public, contract-derived scaling; rows with a missing outcome are dropped."""
+    import pandas as pd
+
     outcome = frame[spec.outcome]
     keep = outcome.notna().to_numpy()
     frame, outcome, resident = frame[keep], outcome[keep], resident[keep]

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from federation.privacy import TablePlan
 from federation.spec import TransitionSpec
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def transition_rows(frame: pd.DataFrame, spec: TransitionSpec) -> pd.DataFrame:
     """One row per move of a resident from one time value to the next: (by, state_from, state_to)."""
+    import pandas as pd
+
     resident = frame.columns[0] if "_resident" not in frame else "_resident"
     columns = [resident, spec.time, spec.state] + ([spec.by] if spec.by else [])
     data = frame[columns].dropna().sort_values([resident, spec.time])
@@ -28,6 +34,8 @@ def transition_rows(frame: pd.DataFrame, spec: TransitionSpec) -> pd.DataFrame:
 
 def cell_counts(rows: pd.DataFrame, plan: TablePlan) -> np.ndarray:
     """Counts of rows per plan cell, in the plan's cell order; values outside the domain are dropped."""
+    import pandas as pd
+
     index: dict[tuple[Any, ...], int] = {cell: i for i, cell in enumerate(plan.cells)}
     data = rows[list(plan.columns)].dropna()
     counts = np.zeros(len(plan.cells))
@@ -41,6 +49,8 @@ def cell_counts(rows: pd.DataFrame, plan: TablePlan) -> np.ndarray:
 
 def _plain(values: pd.Series) -> list[Any]:
     """Cell values in the types the plan uses (ints for integer columns, str for categories)."""
+    import pandas as pd
+
     if pd.api.types.is_float_dtype(values.dtype) and (values == values.round()).all():
         return list(values.astype("int64").tolist())
     return list(values.astype(object).tolist())
