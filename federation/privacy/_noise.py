@@ -10,7 +10,7 @@ __all__ = ["gaussian_release"]
 
 
 def gaussian_release(values: np.ndarray, scale: float) -> np.ndarray:
-    """``values`` plus N(0, scale²) noise per coordinate, sampled by OpenDP (exact, not numpy.random)."""
+    """``values`` plus N(0, scale²) noise per coordinate, sampled by OpenDP (exact sampling, not numpy's float generator)."""
     flat = np.asarray(values, dtype=float).ravel()
     if not np.isfinite(flat).all():
         raise ValueError("refusing to release non-finite values")
