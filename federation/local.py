@@ -148,18 +148,11 @@ class LocalFederation:
 
 
 def _run_id(output: str) -> int:
-    for line in output.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                document = json.loads(output[output.index("{"):])
-            except json.JSONDecodeError:
-                break
-            if "run-id" in document:
-                return int(document["run-id"])
-            if "run_id" in document:
-                return int(document["run_id"])
-    for word in output.replace("`", " ").split():
-        if word.isdigit() and len(word) > 8:
-            return int(word)
-    raise TillitError(f"could not read the run id from flwr run's output: {output.strip()[:200]!r}")
+    """The run id from ``flwr run --format json``: a JSON object with ``success`` and ``run-id``."""
+    try:
+        document = json.loads(output[output.index("{"):])
+        if document.get("success") and document.get("run-id"):
+            return int(document["run-id"])
+    except (ValueError, json.JSONDecodeError):
+        pass
+    raise TillitError(f"flwr run did not start a run: {output.strip()[-200:]!r}")
