@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tillit.errors import UsageError
+from tillit.errors import UsageError, describe_validation_error
 
 __all__ = ["ModelSpec", "PrivacySpec", "StudySpec", "TableSpec", "TransitionSpec", "load_spec", "parse_spec"]
 
@@ -107,10 +107,7 @@ def parse_spec(document: object, source: str = "spec") -> StudySpec:
     try:
         return StudySpec.model_validate(document)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise UsageError(f"study spec {source}: {where}: {first['msg']}{more}") from None
+        raise UsageError(f"study spec {source}: {describe_validation_error(error)}") from None
 
 
 def load_spec(path: Path) -> StudySpec:

@@ -18,6 +18,7 @@ import numpy as np
 from federation.privacy import PrivacyLoss, StudyPlan, epsilon, gaussian_release, plan_study, rho_for_epsilon
 from federation.spec import StudySpec
 from nodes.config import NodeConfig
+from nodes.extract import file_sha256
 from nodes.ledger import NodeLedger
 from nodes.secret import NodeSecret, create_secret, load_secret
 from schemas import Contract, ContractRegistry
@@ -64,7 +65,7 @@ class NodeAgent:
         """The extract's SHA-256 after making sure it meets its contract; re-validates on change."""
         from nodes.validate import ValidateRequest, validate_extract
 
-        digest = _file_sha256(self.config.node.data)
+        digest = file_sha256(self.config.node.data)
         status = self.config.validation_path
         if status.exists():
             recorded = json.loads(status.read_text())
@@ -189,10 +190,3 @@ def typed_extract(path: Path, contract: Contract, key: bytes) -> "pd.DataFrame":
     within = typed.groupby(RESIDENT, sort=False).cumcount() < contract.max_rows_per_resident
     return typed[within.to_numpy()]
 
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

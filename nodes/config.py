@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tillit.errors import UsageError
+from tillit.errors import UsageError, describe_validation_error
 
 __all__ = ["NodeConfig", "load_node_config"]
 
@@ -117,9 +117,7 @@ def load_node_config(path: Path) -> NodeConfig:
     try:
         config = NodeConfig.model_validate({**document, "source": str(path.resolve())})
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"node config {path.name}: {where}: {first['msg']}") from None
+        raise UsageError(f"node config {path.name}: {describe_validation_error(error)}") from None
     if not config.federation.insecure and config.federation.root_certificates is None:
         raise UsageError(f"node config {path.name}: federation.root_certificates is required unless insecure = true")
     return config

@@ -23,7 +23,7 @@ from schemas.contract import Contract
 from schemas.identity import IdentityCheck, check_identity_codes
 from tillit.errors import UnusableInputError
 
-__all__ = ["Extract", "pseudonymise", "read_extract"]
+__all__ = ["Extract", "file_sha256", "pseudonymise", "read_extract"]
 
 _PARQUET_MAGIC = b"PAR1"
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -51,7 +51,7 @@ def read_extract(path: Path, *, encoding: str = "utf-8", delimiter: str = ",") -
     size = path.stat().st_size
     if size == 0:
         raise UnusableInputError(f"{name} is empty (0 bytes); export the extract again")
-    digest = _sha256(path)
+    digest = file_sha256(path)
     with path.open("rb") as handle:
         head = handle.read(4)
         handle.seek(max(size - 4, 0))
@@ -68,7 +68,8 @@ def read_extract(path: Path, *, encoding: str = "utf-8", delimiter: str = ",") -
     raise UnusableInputError(f"{name} is neither Parquet nor CSV (by content and by its '{suffix}' suffix)")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes: how a node knows whether its extract changed since it was checked."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -193,14 +193,11 @@ class Contract(BaseModel):
 
 def parse_contract(document: object, source: str) -> Contract:
     """Parse a loaded YAML/JSON document; every problem becomes one readable ``ContractError`` line."""
-    from tillit.errors import ContractError
+    from tillit.errors import ContractError, describe_validation_error
 
     if not isinstance(document, dict):
         raise ContractError(f"contract {source}: expected a mapping at the top level")
     try:
         return Contract.model_validate(document)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise ContractError(f"contract {source}: {where}: {first['msg']}{more}") from None
+        raise ContractError(f"contract {source}: {describe_validation_error(error)}") from None

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tillit.errors import ContractViolation
+
+if TYPE_CHECKING:
+    from schemas import ContractRegistry
 
 
 def synth(out: Path, residents: int, municipalities: tuple[str, ...], seed: int, messiness: float) -> int:
@@ -20,7 +24,7 @@ def synth(out: Path, residents: int, municipalities: tuple[str, ...], seed: int,
     return 0
 
 
-def _registry(dirs: list[Path]):  # type: ignore[no-untyped-def]
+def _registry(dirs: list[Path]) -> ContractRegistry:
     from schemas import ContractRegistry
 
     return ContractRegistry(extra_dirs=dirs)

@@ -21,6 +21,11 @@ A node's refusal travels to the server as a Flower error reply whose code is the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 __all__ = [
     "REFUSAL_CODES",
     "ContractError",
@@ -29,6 +34,7 @@ __all__ = [
     "TillitError",
     "UnusableInputError",
     "UsageError",
+    "describe_validation_error",
 ]
 
 
@@ -102,3 +108,11 @@ class StudyRefused(TillitError):
     def __init__(self, message: str, reason_code: int = 4302) -> None:
         super().__init__(message)
         self.reason_code = reason_code
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """The first problem of a parsed document as ``where: what`` (and how many more), on one line."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
