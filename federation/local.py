@@ -7,15 +7,17 @@ SuperNode authentication are on unless ``insecure`` is asked for explicitly.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from federation.launch import CONNECTION, LaunchTarget, flwr, result_path, submit_run, write_connection
 from federation.pki import make_federation_certs, make_node_keys
 from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
+from federation.signing import SigningKey, make_signing_key, sign_spec
+from federation.spec import load_spec
 from nodes.agent import NodeAgent
 from nodes.config import NodeConfig, load_node_config
 from nodes.supernode import supernode_command
@@ -23,8 +25,6 @@ from tillit.errors import TillitError
 
 __all__ = ["LocalFederation", "NodeSetup", "write_node_config"]
 
-APP_DIR = Path(__file__).resolve().parent / "flower_app"
-CONNECTION = "tillit"
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,30 @@ class NodeSetup:
 
 
 def write_node_config(path: Path, setup: NodeSetup, superlink: str, root_ca: Path | None, port: int,
-                      insecure: bool = False) -> Path:
+                      coordinator_key: Path, insecure: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ca = f'root_certificates = "{root_ca}"\n' if root_ca is not None else ""
     path.write_text(
         f'[node]\ndataset = "{setup.dataset}"\ncontract = "{setup.contract}"\ndata = "{setup.data.resolve()}"\n'
         f'state_dir = "{(path.parent / "state").resolve()}"\n\n'
         f'[federation]\nsuperlink = "{superlink}"\n{ca}port = {port}\ninsecure = {str(insecure).lower()}\n\n'
-        f"[budget]\nepsilon = {setup.epsilon_cap}\ndelta = {setup.delta}\n", encoding="utf-8")
+        f"[budget]\nepsilon = {setup.epsilon_cap}\ndelta = {setup.delta}\n\n"
+        f'[coordinator]\npublic_key = "{coordinator_key.resolve()}"\n', encoding="utf-8")
     return path
 
 
 @dataclass
 class LocalFederation:
+    """A SuperLink and its SuperNodes on loopback.
+
+    Nodes trust ``coordinator_key`` (a public key) for study signatures. Without one, the
+    federation makes its own signing key and :meth:`run` signs unsigned specs with it — the
+    stand-in for a coordinator when a study is run directly (``tillit federation run``).
+    """
+
     workdir: Path
     nodes: list[NodeSetup]
+    coordinator_key: Path | None = None
     insecure: bool = False
     poll_seconds: float = 0.05
     timing: bool = False
@@ -64,6 +73,15 @@ class LocalFederation:
         self.results_dir = self.workdir / "results"
         self.env = flower_env(self.flwr_home, self.poll_seconds)
         self.port = free_port()
+        self.signer: SigningKey | None = None
+        if self.coordinator_key is None:
+            key_path = self.workdir / "signing" / "study-signing.key"
+            self.signer = SigningKey.load(key_path) if key_path.exists() else make_signing_key(key_path)
+            self.coordinator_key = key_path.with_suffix(".pub")
+
+    @property
+    def superlink_address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     def __enter__(self) -> LocalFederation:
         try:
@@ -93,13 +111,12 @@ class LocalFederation:
         link = FlowerProcess.start("superlink", command, self.env, self.workdir / "logs" / "superlink.log", self.workdir)
         self.processes.append(link)
         wait_for_port(self.port, 60, link.process)
-        (self.flwr_home / "config.toml").write_text(
-            f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\naddress = "{superlink}"\n'
-            + (f'root-certificates = "{ca}"\n' if ca else "insecure = true\n"), encoding="utf-8")
+        write_connection(self.flwr_home, superlink, ca)
         for setup in self.nodes:
             name = setup.dataset.replace("/", "-")
+            assert self.coordinator_key is not None
             path = write_node_config(self.workdir / "nodes" / name / "node.toml", setup, superlink, ca,
-                                     free_port(), self.insecure)
+                                     free_port(), self.coordinator_key, self.insecure)
             config = load_node_config(path)
             NodeAgent(config).initialise()
             if not self.insecure:
@@ -113,19 +130,18 @@ class LocalFederation:
             wait_for_port(config.federation.port, 60, node.process)
 
     def _flwr(self, args: list[str], timeout: float = 120) -> str:
-        done = subprocess.run(["flwr", *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                              cwd=self.workdir, check=False)
-        if done.returncode != 0:
-            raise TillitError(f"flwr {args[0]} failed: {done.stdout.strip().splitlines()[-1:]}")
-        return done.stdout
+        return flwr(args, self.env, self.workdir, timeout)
 
     def run(self, spec_path: Path, timeout: float = 1800, server_poll_seconds: float | None = None) -> dict[str, Any]:
         """Submit the study with ``flwr run`` and wait for the ServerApp's result JSON."""
+        spec = load_spec(spec_path)
+        if spec.signature is None and self.signer is not None:
+            spec_path = self.workdir / "specs" / f"{spec.study_id}.json"
+            spec_path.parent.mkdir(parents=True, exist_ok=True)
+            spec_path.write_text(sign_spec(spec, self.signer).model_dump_json(indent=1), encoding="utf-8")
         poll = self.poll_seconds if server_poll_seconds is None else server_poll_seconds
-        config = f"spec='{spec_path.resolve()}' results-dir='{self.results_dir}' poll-seconds={poll}"
-        out = self._flwr(["run", str(APP_DIR), CONNECTION, "--run-config", config, "--format", "json"])
-        run_id = _run_id(out)
-        path = self.results_dir / str(run_id) / "result.json"
+        run_id = submit_run(self.launch_target, spec_path, poll)
+        path = result_path(self.results_dir, run_id)
         deadline = time.monotonic() + timeout
         while not path.exists():
             if time.monotonic() > deadline:
@@ -137,6 +153,12 @@ class LocalFederation:
         result["result_path"] = str(path)
         return result
 
+    @property
+    def launch_target(self) -> LaunchTarget:
+        """Where and how to submit runs to this federation (also what a coordinator is given)."""
+        return LaunchTarget(flwr_home=self.flwr_home, results_dir=self.results_dir, env=self.env,
+                            workdir=self.workdir)
+
     def all_pids(self) -> list[int]:
         return [pid for p in self.processes for pid in p.all_pids()]
 
@@ -146,13 +168,3 @@ class LocalFederation:
             process.stop()
         self.processes.clear()
 
-
-def _run_id(output: str) -> int:
-    """The run id from ``flwr run --format json``: a JSON object with ``success`` and ``run-id``."""
-    try:
-        document = json.loads(output[output.index("{"):])
-        if document.get("success") and document.get("run-id"):
-            return int(document["run-id"])
-    except (ValueError, json.JSONDecodeError):
-        pass
-    raise TillitError(f"flwr run did not start a run: {output.strip()[-200:]!r}")

@@ -79,12 +79,12 @@ def model_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, weights:
     return outputs
 
 
-def write_result(results_dir: Path, run_id: int, result: dict[str, Any]) -> Path:
-    """Atomically write ``<results_dir>/<run_id>/result.json``."""
+def write_result(results_dir: Path, run_id: int, result: dict[str, Any], name: str = "result.json") -> Path:
+    """Atomically write ``<results_dir>/<run_id>/result.json`` (or ``progress.json`` while running)."""
     directory = results_dir / str(run_id)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "result.json"
-    temporary = directory / "result.json.tmp"
+    path = directory / name
+    temporary = directory / f"{name}.tmp"
     temporary.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     os.replace(temporary, path)
     return path

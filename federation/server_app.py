@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,11 @@ def main(grid: Grid, context: Context) -> None:
     dirs = [Path(d) for d in str(config.get("contracts-dirs", "")).split(",") if d]
     contract = ContractRegistry(dirs).get(spec.contract)
     plan = plan_study(spec, contract)
-    link = _Link(grid, float(config.get("poll-seconds", 0.05)))
+    def progress(phase: str, done: int, total: int) -> None:
+        write_result(results_dir, context.run_id, {"phase": phase, "done": done, "total": total,
+                                                   "at": time.time()}, "progress.json")
+
+    link = _Link(grid, float(config.get("poll-seconds", 0.05)), progress)
     started = time.perf_counter()
     base: dict[str, Any] = {"study_id": spec.study_id, "run_id": context.run_id, "task": spec.task,
                             "template": spec.task, "contract": contract.label, "datasets": list(spec.datasets),
@@ -70,9 +74,10 @@ def main(grid: Grid, context: Context) -> None:
 class _Link:
     """Push messages and poll for their replies every ``poll`` seconds (Grid's own helper sleeps 3 s)."""
 
-    def __init__(self, grid: Grid, poll: float) -> None:
+    def __init__(self, grid: Grid, poll: float, progress: Callable[[str, int, int], None]) -> None:
         self.grid = grid
         self.poll = poll
+        self.progress = progress
 
     def exchange(self, messages: list[Message], timeout: float = 600.0) -> tuple[list[Message], dict[str, float]]:
         sent = sum(_bytes(m) for m in messages)
@@ -112,6 +117,7 @@ def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
         node_ids = list(link.grid.get_node_ids())
     spec_json = spec.model_dump_json()
     messages = [_message(pack_request(OP_PREPARE, spec_json), n) for n in node_ids]
+    link.progress("prepare", 0, len(spec.datasets))
     replies, _ = link.exchange(messages)
     mapping: dict[str, int] = {}
     refusals = []
@@ -148,6 +154,7 @@ def _run_table(link: _Link, spec: StudySpec, plan: StudyPlan,
                nodes: dict[str, int]) -> tuple[dict[str, Any], list[dict[str, float]]]:
     spec_json = spec.model_dump_json()
     messages = [_message(pack_request(OP_TABLE, spec_json), n) for n in nodes.values()]
+    link.progress("compute", 0, 1)
     replies, stats = link.exchange(messages)
     counts = {ds: read_array(m.content, "counts") for ds, m in _replies_by_dataset(replies, nodes).items()}
     assert plan.table is not None
@@ -162,6 +169,7 @@ def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
     rounds = []
     spec_json = spec.model_dump_json()
     for round_ in range(1, spec.model.rounds + 1):
+        link.progress("compute", round_ - 1, spec.model.rounds)
         messages = [_message(pack_request(OP_TRAIN, spec_json, round_, params), n) for n in nodes.values()]
         replies, stats = link.exchange(messages)
         by_dataset = _replies_by_dataset(replies, nodes)

@@ -85,7 +85,9 @@ class StudySpec(BaseModel):
     privacy: PrivacySpec
     table: TableSpec | None = None
     model: ModelSpec | None = None
-    #: whether the coordinator signed the spec (checked by nodes once the coordinator lands)
+    #: the data period the budgets are charged for (e.g. "2024"); informational for nodes
+    period: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    #: the coordinator's Ed25519 signature over :meth:`canonical_json`; nodes refuse specs without it
     signature: str | None = None
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from federation.privacy import PrivacyLoss, StudyPlan, epsilon, gaussian_release, plan_study, rho_for_epsilon
+from federation.signing import load_public_key, verify_spec
 from federation.spec import StudySpec
 from nodes.config import NodeConfig
 from nodes.extract import file_sha256
@@ -55,7 +56,7 @@ class NodeAgent:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.config.secret_path.exists():
             create_secret(self.config.secret_path)
-        cap = PrivacyLoss.from_rho(rho_for_epsilon(self.config.budget.epsilon, self.config.budget.delta))
+        cap = PrivacyLoss.cap_from_rho(rho_for_epsilon(self.config.budget.epsilon, self.config.budget.delta))
         self.ledger.set_cap(self.dataset, cap)
 
     def secret(self) -> NodeSecret:
@@ -87,6 +88,7 @@ class NodeAgent:
         """Everything short of charging: is this node named, does the extract hold, is there budget?"""
         if self.dataset not in spec.datasets or spec.contract != self.contract.name:
             raise StudyRefused(f"{self.dataset}: study {spec.study_id} does not include this dataset", 4301)
+        verify_spec(spec, load_public_key(self.config.coordinator.public_key), self.dataset)
         self.ensure_valid()
         try:
             plan = plan_study(spec, self.contract)

@@ -16,6 +16,9 @@
     epsilon = 3.0
     delta = 1e-6
 
+    [coordinator]                          # whose signature makes a study spec valid here
+    public_key = "/etc/tillit/coordinator.pub"
+
 Relative paths are relative to the file. Everything the node keeps — its secret, its SuperNode
 key, its ledger, its validation report and caches — lives under ``state_dir``.
 """
@@ -66,12 +69,20 @@ class BudgetSection(BaseModel):
     delta: float = Field(gt=0, lt=1e-2)
 
 
+class CoordinatorSection(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the coordinator's Ed25519 public key (PEM); specs not signed by it are refused (code 4303)
+    public_key: Path
+
+
 class NodeConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     node: NodeSection
     federation: FederationSection
     budget: BudgetSection
+    coordinator: CoordinatorSection
     source: Path = Path(".")
 
     @property
@@ -107,7 +118,8 @@ def load_node_config(path: Path) -> NodeConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         raise UsageError(f"node config {path.name} is not valid TOML") from None
     base = path.resolve().parent
-    for section, key in (("node", "data"), ("node", "state_dir"), ("federation", "root_certificates")):
+    for section, key in (("node", "data"), ("node", "state_dir"), ("federation", "root_certificates"),
+                         ("coordinator", "public_key")):
         value = document.get(section, {}).get(key)
         if isinstance(value, str):
             document[section][key] = str((base / value).resolve())

@@ -35,6 +35,13 @@ class PrivacyLoss:
         return cls(math.ceil(Fraction(rho) * RHO_UNITS_PER_RHO))
 
     @classmethod
+    def cap_from_rho(cls, rho: float | Fraction) -> PrivacyLoss:
+        """A budget cap: round *down*, so that a cap set as ε at δ never allows more than that ε."""
+        if rho < 0 or (isinstance(rho, float) and not math.isfinite(rho)):
+            raise ValueError(f"invalid rho {rho!r}")
+        return cls(math.floor(Fraction(rho) * RHO_UNITS_PER_RHO))
+
+    @classmethod
     def zero(cls) -> PrivacyLoss:
         return cls(0)
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.local import NodeSetup, write_node_config
+from federation.signing import SigningKey, public_key_pem, sign_spec
 from federation.spec import StudySpec, parse_spec
 from nodes.agent import NodeAgent
 from nodes.config import load_node_config
@@ -17,13 +19,16 @@ from tests.conftest import Municipality
 from tillit.errors import StudyRefused
 
 DATASET = "espoo/health_care"
+#: the coordinator's signing key, as far as these nodes know
+_KEY = SigningKey(Ed25519PrivateKey.generate())
 
 
 def _agent(tmp_path: Path, municipality: Municipality, epsilon_cap: float = 3.0) -> NodeAgent:
     data = tmp_path / "health_care.parquet"
     shutil.copy(municipality.silo("health_care"), data)
+    (tmp_path / "coordinator.pub").write_bytes(public_key_pem(_KEY.public))
     path = write_node_config(tmp_path / "node" / "node.toml", NodeSetup(DATASET, "health_care", data, epsilon_cap),
-                             "127.0.0.1:1", None, 9999, insecure=True)
+                             "127.0.0.1:1", None, 9999, tmp_path / "coordinator.pub", insecure=True)
     agent = NodeAgent(load_node_config(path))
     agent.initialise()
     return agent
@@ -36,7 +41,11 @@ def _spec(study_id: str = "s1", epsilon: float = 1.0, **extra: object) -> StudyS
         "model": {"outcome": "service_status", "positive": ["home_care", "intensive"],
                   "features": ["health_segment", "hospital_days"], "rounds": 2, "local_steps": 2},
     }
-    return parse_spec(document | extra)
+    return _signed(document | extra)
+
+
+def _signed(document: dict[str, object]) -> StudySpec:
+    return sign_spec(parse_spec(document), _KEY)
 
 
 def test_a_study_that_does_not_name_the_node_is_not_for_it(tmp_path: Path, municipality: Municipality) -> None:
@@ -91,8 +100,8 @@ def test_a_changed_extract_is_revalidated_and_a_broken_one_refused(tmp_path: Pat
 
 def test_tables_release_noisy_counts_of_the_right_shape(tmp_path: Path, municipality: Municipality) -> None:
     agent = _agent(tmp_path, municipality)
-    spec = parse_spec({"study_id": "t1", "task": "dp_table", "contract": "health_care", "datasets": [DATASET],
-                       "privacy": {"epsilon": 1.0, "delta": 1e-6}, "table": {"group_by": ["service_status"]}})
+    spec = _signed({"study_id": "t1", "task": "dp_table", "contract": "health_care", "datasets": [DATASET],
+                    "privacy": {"epsilon": 1.0, "delta": 1e-6}, "table": {"group_by": ["service_status"]}})
     counts = agent.table(spec)
     exact = pd.read_parquet(agent.config.node.data)["service_status"].value_counts()
     assert counts.shape == (4,)
@@ -108,7 +117,7 @@ def test_multinomial_model_learns_the_class_shares(tmp_path: Path, municipality:
     from federation.tasks import predict_proba
 
     agent = _agent(tmp_path, municipality, epsilon_cap=50.0)
-    spec = parse_spec({
+    spec = _signed({
         "study_id": "multi", "task": "dp_logreg", "contract": "health_care", "datasets": [DATASET],
         "privacy": {"epsilon": 10.0, "delta": 1e-6},
         "model": {"outcome": "service_status", "features": ["health_segment"], "rounds": 8, "local_steps": 25,
@@ -125,3 +134,20 @@ def test_multinomial_model_learns_the_class_shares(tmp_path: Path, municipality:
     observed = data["service_status"].value_counts(normalize=True)
     for i, status in enumerate(["none", "preventive", "home_care", "intensive"]):
         assert abs(predicted[i] - observed.get(status, 0.0)) < 0.05, (status, predicted, observed)
+
+
+def test_unsigned_altered_or_foreign_specs_are_refused_before_any_charge(
+        tmp_path: Path, municipality: Municipality) -> None:
+    # Prepare: one spec without a signature, one altered after signing, one signed by another key
+    agent = _agent(tmp_path, municipality)
+    signed = _spec()
+    unsigned = signed.model_copy(update={"signature": None})
+    altered = signed.model_copy(update={"privacy": signed.privacy.model_copy(update={"epsilon": 0.5})})
+    foreign = sign_spec(unsigned, SigningKey(Ed25519PrivateKey.generate()))
+    # Execute / Assert: each is refused with code 4303, naming the node; nothing is charged
+    for spec, words in ((unsigned, "not signed"), (altered, "altered"), (foreign, "another key")):
+        with pytest.raises(StudyRefused, match=words) as refused:
+            agent.train_round(spec, np.zeros((1, 3)), 1)
+        assert refused.value.reason_code == 4303 and DATASET in refused.value.message
+    assert agent.ledger.charges() == []
+    agent.prepare(signed)   # the untouched signed spec is accepted

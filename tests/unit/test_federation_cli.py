@@ -45,7 +45,7 @@ def test_node_config_errors_name_the_field(tmp_path: Path, capsys: pytest.Captur
     config = tmp_path / "node.toml"
     config.write_text('[node]\ndataset = "Espoo Health"\ncontract = "health_care"\ndata = "x.parquet"\n'
                       'state_dir = "state"\n[federation]\nsuperlink = "127.0.0.1:9092"\nport = 9094\n'
-                      '[budget]\nepsilon = 3.0\ndelta = 1e-6\n')
+                      '[budget]\nepsilon = 3.0\ndelta = 1e-6\n[coordinator]\npublic_key = "c.pub"\n')
     code, err = _run(capsys, "node", "init", "--config", str(config))
     assert code == 2 and "node.dataset" in err
     config.write_text(config.read_text().replace("Espoo Health", "espoo/health_care"))

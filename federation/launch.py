@@ -1,0 +1,97 @@
+"""Submitting a study to a SuperLink and finding its result: what the coordinator and local runs share.
+
+A run is submitted with ``flwr run`` through the SuperLink's Control API (address and TLS root in
+``$FLWR_HOME/config.toml``); the ServerApp writes ``<results_dir>/<run_id>/result.json`` (and
+``progress.json`` while it runs), which the submitter reads.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from federation.processes import flower_env
+from tillit.errors import TillitError
+
+__all__ = ["APP_DIR", "CONNECTION", "LaunchTarget", "flwr", "progress_path", "read_json", "result_path",
+           "run_id_from_output", "submit_run", "write_connection"]
+
+APP_DIR = Path(__file__).resolve().parent / "flower_app"
+#: the name of the SuperLink connection in ``$FLWR_HOME/config.toml``
+CONNECTION = "tillit"
+
+
+@dataclass(frozen=True)
+class LaunchTarget:
+    flwr_home: Path
+    results_dir: Path
+    env: dict[str, str]
+    workdir: Path
+
+    @classmethod
+    def for_superlink(cls, home: Path, superlink: str, root_certificates: Path | None,
+                      results_dir: Path) -> LaunchTarget:
+        """A target that talks to ``superlink`` (HOST:PORT) with TLS unless no root certificate is given."""
+        write_connection(home, superlink, root_certificates)
+        return cls(flwr_home=home, results_dir=results_dir, env=flower_env(home), workdir=home)
+
+
+def write_connection(flwr_home: Path, superlink: str, root_certificates: Path | None) -> None:
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    tls = (f'root-certificates = "{root_certificates.resolve()}"\n' if root_certificates is not None
+           else "insecure = true\n")
+    (flwr_home / "config.toml").write_text(
+        f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\naddress = "{superlink}"\n' + tls,
+        encoding="utf-8")
+
+
+def flwr(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> str:
+    """Run Flower's CLI; a failure is one line naming the subcommand, never a traceback."""
+    try:
+        done = subprocess.run(["flwr", *args], env=env, capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd, check=False)
+    except subprocess.TimeoutExpired:
+        raise TillitError(f"flwr {args[0]} did not answer within {timeout:.0f} s") from None
+    if done.returncode != 0:
+        last = (done.stdout.strip() or done.stderr.strip()).splitlines()[-1:] or ["no output"]
+        raise TillitError(f"flwr {args[0]} failed: {last[0][:300]}")
+    return done.stdout
+
+
+def submit_run(target: LaunchTarget, spec_path: Path, poll_seconds: float = 0.05) -> int:
+    config = (f"spec='{spec_path.resolve()}' results-dir='{target.results_dir.resolve()}' "
+              f"poll-seconds={poll_seconds}")
+    out = flwr(["run", str(APP_DIR), CONNECTION, "--run-config", config, "--format", "json"],
+               target.env, target.workdir)
+    return run_id_from_output(out)
+
+
+def run_id_from_output(output: str) -> int:
+    """The run id from ``flwr run --format json``: a JSON object with ``success`` and ``run-id``."""
+    try:
+        document = json.loads(output[output.index("{"):])
+        if document.get("success") and document.get("run-id"):
+            return int(document["run-id"])
+    except (ValueError, json.JSONDecodeError):
+        pass
+    raise TillitError(f"flwr run did not start a run: {output.strip()[-200:]!r}")
+
+
+def result_path(results_dir: Path, run_id: int) -> Path:
+    return results_dir / str(run_id) / "result.json"
+
+
+def progress_path(results_dir: Path, run_id: int) -> Path:
+    return results_dir / str(run_id) / "progress.json"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file written atomically by the ServerApp, or None if it is not there (yet)."""
+    try:
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return document
