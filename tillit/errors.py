@@ -13,7 +13,13 @@ operators, logged and sent over the network. Say *what* is wrong and *how many*,
     ├── ContractError                 exit 2  HTTP 422  unknown contract or a malformed contract file
     ├── UnusableInputError            exit 2  HTTP 422  the extract cannot be read at all
     ├── ContractViolation             exit 1  HTTP 422  the extract was read and breaks its contract
-    └── StudyRefused                  exit 3  HTTP 409  a node refused a study (budget, contract, spec)
+    ├── StudyRefused                  exit 3  HTTP 409  a node refused a study (budget, contract, spec)
+    ├── BudgetExceeded                exit 3  HTTP 409  a charge would overspend a dataset's or municipality's budget
+    ├── Conflict                      exit 3  HTTP 409  the request does not fit the current state (e.g. study status)
+    ├── NotFound                      exit 4  HTTP 404  no such study, dataset, principal or result
+    ├── NotAuthenticated              exit 5  HTTP 401  no token, or a token the coordinator does not know
+    ├── Forbidden                     exit 5  HTTP 403  the principal's role or scope does not allow it
+    └── ServiceUnavailable            exit 6  HTTP 503  the coordinator or the SuperLink cannot be reached
 
 A node's refusal travels to the server as a Flower error reply whose code is the refusal's
 ``reason_code`` (see :data:`REFUSAL_CODES`); the server turns it back into ``StudyRefused``.
@@ -28,8 +34,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REFUSAL_CODES",
+    "BudgetExceeded",
+    "Conflict",
     "ContractError",
     "ContractViolation",
+    "Forbidden",
+    "NotAuthenticated",
+    "NotFound",
+    "ServiceUnavailable",
     "StudyRefused",
     "TillitError",
     "UnusableInputError",
@@ -108,6 +120,46 @@ class StudyRefused(TillitError):
     def __init__(self, message: str, reason_code: int = 4302) -> None:
         super().__init__(message)
         self.reason_code = reason_code
+
+
+class BudgetExceeded(TillitError):
+    """A charge would exceed a privacy budget; the message names the dataset (or municipality) and amounts."""
+
+    exit_code = 3
+    http_status = 409
+    code = "budget_exceeded"
+
+
+class Conflict(TillitError):
+    """The request is valid but does not fit the current state (a study already approved, a name taken)."""
+
+    exit_code = 3
+    http_status = 409
+    code = "conflict"
+
+
+class NotFound(TillitError):
+    exit_code = 4
+    http_status = 404
+    code = "not_found"
+
+
+class NotAuthenticated(TillitError):
+    exit_code = 5
+    http_status = 401
+    code = "not_authenticated"
+
+
+class Forbidden(TillitError):
+    exit_code = 5
+    http_status = 403
+    code = "forbidden"
+
+
+class ServiceUnavailable(TillitError):
+    exit_code = 6
+    http_status = 503
+    code = "service_unavailable"
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -1,0 +1,25 @@
+"""What every router shares: the error body and the statuses each route documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["ERRORS", "ErrorBody"]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable code and one readable line (never a value from anyone's data)."""
+
+    error: str
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in (
+        (400, "bad request or setting"), (401, "no token, or an unknown token"),
+        (403, "the role or scope does not allow it"), (404, "no such resource"),
+        (409, "conflicts with the current state or a budget"), (422, "the request body or parameters are invalid"),
+        (503, "the SuperLink cannot be reached"))
+}

@@ -1,0 +1,34 @@
+"""The audit log, for privacy officers and admins; ``tillit audit verify`` checks it offline too."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from coordinator.audit import verify_chain
+from coordinator.authz import CoordinatorDep, CurrentPrincipal
+from coordinator.models import AuditEntry
+from coordinator.routes._common import ERRORS
+
+router = APIRouter(tags=["audit"], responses=ERRORS)
+
+
+@router.get("/v1/audit", name="audit_log")
+def audit_log(principal: CurrentPrincipal, coordinator: CoordinatorDep, after: int = 0,
+              limit: int = 500) -> list[dict[str, Any]]:
+    with coordinator.db.transaction() as session:
+        rows = session.execute(select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq)
+                               .limit(max(1, min(limit, 5000)))).scalars()
+        return [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
+                 "payload": json.loads(e.payload), "hash": e.hash} for e in rows]
+
+
+@router.get("/v1/audit/verify", name="audit_verify")
+def audit_verify(principal: CurrentPrincipal, coordinator: CoordinatorDep) -> dict[str, Any]:
+    with coordinator.db.transaction() as session:
+        report = verify_chain(session, coordinator.signer.public)
+    return {"intact": report.intact, "entries": report.entries, "head_seq": report.head_seq,
+            "head_hash": report.head_hash, "problems": report.problems}

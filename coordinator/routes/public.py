@@ -1,0 +1,37 @@
+"""Routes anyone may call: health, the public register (JSON and page), the study-signing public key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, PlainTextResponse
+
+from coordinator.authz import CoordinatorDep
+from coordinator.register import register_entries, register_page
+from federation.signing import public_key_pem
+
+router = APIRouter(tags=["public"])
+
+
+@router.get("/healthz", name="health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/v1/register", name="public_register")
+def public_register(coordinator: CoordinatorDep) -> dict[str, Any]:
+    with coordinator.db.transaction() as session:
+        return register_entries(session)
+
+
+@router.get("/register", name="public_register_page", response_class=HTMLResponse)
+def public_register_page(coordinator: CoordinatorDep) -> str:
+    with coordinator.db.transaction() as session:
+        return register_page(register_entries(session))
+
+
+@router.get("/v1/signing-key", name="signing_key", response_class=PlainTextResponse)
+def signing_key(coordinator: CoordinatorDep) -> str:
+    """The Ed25519 public key nodes use to check that a study spec was approved here."""
+    return public_key_pem(coordinator.signer.public).decode()

@@ -1,0 +1,156 @@
+"""Launching approved studies on the SuperLink and collecting what the ServerApp writes.
+
+A launch submits the signed spec with ``flwr run``; the watcher then reads the run's
+``progress.json`` and ``result.json`` from the results directory. The watcher works from the
+database alone, so a coordinator that crashed mid-run picks the run up again after a restart —
+and the charge, made before the spec was signed, is neither lost nor repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from coordinator import audit
+from coordinator.clock import now
+from coordinator.models import LedgerEntry, Study
+from coordinator.principals import Identity
+from coordinator.studies import approved_spec, get_study, study_json
+from federation.launch import LaunchTarget, progress_path, read_json, result_path, submit_run
+from tillit.errors import Conflict, ServiceUnavailable, TillitError
+
+if TYPE_CHECKING:
+    from coordinator.state import Coordinator
+
+__all__ = ["Watcher", "launch", "launch_target", "recover_interrupted_launches", "results", "watch_once"]
+
+
+def launch_target(coordinator: Coordinator) -> LaunchTarget:
+    settings = coordinator.settings
+    if settings.superlink is None:
+        raise ServiceUnavailable("this coordinator has no SuperLink configured (--superlink); studies cannot run")
+    ca = None if settings.superlink_insecure else settings.root_certificates
+    return LaunchTarget.for_superlink(settings.state_dir / "flwr-home", settings.superlink, ca,
+                                      settings.run_results_dir)
+
+
+def launch(coordinator: Coordinator, analyst: Identity, study_id: str) -> dict[str, Any]:
+    with coordinator.db.transaction() as session:
+        study = get_study(session, study_id, lock=True)
+        if study.status != "approved":
+            raise Conflict(f"study {study_id} is {study.status}; only an approved study can be launched")
+        target = launch_target(coordinator)
+        study.status = "launching"
+        spec = approved_spec(study)
+        audit.append(session, coordinator.signer, analyst.name, "study.launching", study_id, {})
+    path = coordinator.studies_dir / study_id / "spec.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(spec.model_dump_json(indent=1), encoding="utf-8")
+    try:
+        run_id = submit_run(target, path)
+    except TillitError as error:
+        with coordinator.db.transaction() as session:
+            study = get_study(session, study_id, lock=True)
+            study.status = "approved"
+            audit.append(session, coordinator.signer, "coordinator", "study.launch_failed", study_id,
+                         {"detail": error.message})
+        raise ServiceUnavailable(f"study {study_id} could not be launched: {error.message}") from None
+    with coordinator.db.transaction() as session:
+        study = get_study(session, study_id, lock=True)
+        study.status, study.run_id, study.launched_at = "running", str(run_id), now()
+        audit.append(session, coordinator.signer, "coordinator", "study.running", study_id, {"run_id": str(run_id)})
+        return study_json(session, study)
+
+
+def recover_interrupted_launches(coordinator: Coordinator) -> None:
+    """A study left ``launching`` by a crash goes back to ``approved`` (its run id was never recorded)."""
+    with coordinator.db.transaction() as session:
+        for study in session.execute(select(Study).where(Study.status == "launching")).scalars():
+            study.status = "approved"
+            audit.append(session, coordinator.signer, "coordinator", "study.launch_interrupted", study.id, {})
+
+
+def watch_once(coordinator: Coordinator) -> int:
+    """Look at every running study once; returns how many finished."""
+    results_dir = coordinator.settings.run_results_dir
+    with coordinator.db.transaction() as session:
+        running = [(s.id, s.run_id) for s in session.execute(select(Study).where(Study.status == "running")).scalars()]
+    finished = 0
+    for study_id, run_id in running:
+        assert run_id is not None
+        progress = read_json(progress_path(results_dir, int(run_id)))
+        result = read_json(result_path(results_dir, int(run_id)))
+        with coordinator.db.transaction() as session:
+            study = get_study(session, study_id, lock=True)
+            if study.status != "running":
+                continue
+            if progress is not None:
+                study.progress = json.dumps(progress)
+            if result is not None:
+                _finish(coordinator, session, study, result)
+                finished += 1
+    return finished
+
+
+def _finish(coordinator: Coordinator, session: Any, study: Study, result: dict[str, Any]) -> None:
+    charged = {e.dataset for e in session.execute(select(LedgerEntry).where(LedgerEntry.study_id == study.id))
+               .scalars()}
+    spec = approved_spec(study)
+    study.finished_at = now()
+    if not charged >= set(spec.datasets):   # cannot happen through the lifecycle; never release uncharged
+        study.status, study.error = "failed", json.dumps({"code": "uncharged", "detail": "not every dataset charged"})
+        audit.append(session, coordinator.signer, "coordinator", "study.failed", study.id, {"code": "uncharged"})
+        return
+    if result.get("status") == "completed":
+        study.status, study.result = "released", json.dumps(result)
+        audit.append(session, coordinator.signer, "coordinator", "study.released", study.id,
+                     {"run_id": study.run_id, "result_sha256": _sha(json.dumps(result, sort_keys=True))})
+    else:
+        error = result.get("error", {"code": result.get("status", "failed"), "detail": ""})
+        study.status, study.error = "failed", json.dumps({**error, "refusals": result.get("refusals", [])})
+        audit.append(session, coordinator.signer, "coordinator", "study.failed", study.id,
+                     {"run_id": study.run_id, "code": error.get("code")})
+
+
+def results(coordinator: Coordinator, study_id: str) -> dict[str, Any]:
+    with coordinator.db.transaction() as session:
+        study = get_study(session, study_id)
+        if study.status != "released" or study.result is None:
+            raise Conflict(f"study {study_id} is {study.status}; results exist once it is released")
+        document: dict[str, Any] = json.loads(study.result)
+        document.pop("result_path", None)
+        return document
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Watcher:
+    """A daemon thread calling :func:`watch_once` every ``watch_seconds`` until stopped."""
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tillit-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        import logging
+
+        while not self._stop.wait(self.coordinator.settings.watch_seconds):
+            try:
+                watch_once(self.coordinator)
+            except Exception:  # noqa: BLE001 - keep watching; the error is logged for the operator
+                logging.getLogger("tillit.coordinator").exception("watching running studies failed")

@@ -1,0 +1,191 @@
+"""The study lifecycle: draft from a template → cost preview → every touched dataset's privacy officer
+approves (or one rejects) → charge every dataset, sign the spec → launch on the SuperLink →
+progress → result stored and released.
+
+Statuses: ``pending`` → ``rejected`` | ``approved`` → ``launching`` → ``running`` → ``released`` | ``failed``.
+The charge happens with the last approval, in the same transaction that signs the spec: no node
+accepts an unsigned spec, so nothing can be released before the charge is durable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coordinator import audit
+from coordinator.budget import Balance
+from coordinator.clock import now
+from coordinator.ledger import balance, charge, municipality_balance
+from coordinator.models import Approval, Dataset, Study
+from coordinator.principals import Identity
+from federation.privacy import PrivacyLoss, epsilon, plan_study
+from federation.signing import sign_spec
+from federation.spec import StudySpec
+from federation.templates import build_spec
+from tillit.errors import Conflict, Forbidden, NotFound
+
+if TYPE_CHECKING:
+    from coordinator.state import Coordinator
+
+__all__ = ["Decision", "StudyDraft", "approved_spec", "cost_preview", "create_study", "decide", "get_study",
+           "study_json"]
+
+STUDY_ID = r"^[a-z0-9][a-z0-9_.-]{2,63}$"
+
+
+class StudyDraft(BaseModel):
+    """What an analyst submits. The register shows name, purpose, legal basis, organisation and contact."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=STUDY_ID)
+    name: str = Field(min_length=3, max_length=200)
+    template: str = Field(max_length=48)
+    params: dict[str, Any]
+    purpose: str = Field(min_length=10, max_length=4000)
+    legal_basis: str = Field(min_length=3, max_length=1000)
+    organisation: str = Field(min_length=2, max_length=200)
+    contact: str = Field(min_length=3, max_length=200)
+    period: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+def _plan(coordinator: Coordinator, draft: StudyDraft) -> tuple[StudySpec, dict[str, PrivacyLoss], float]:
+    spec = build_spec(draft.template, draft.id, draft.period, draft.params, coordinator.contracts)
+    plan = plan_study(spec, coordinator.contracts.get(spec.contract))
+    return spec, dict(plan.per_dataset), plan.epsilon
+
+
+def cost_preview(coordinator: Coordinator, session: Session, draft: StudyDraft) -> dict[str, Any]:
+    """What the study would cost each dataset, computed by the privacy module the nodes use, and what is left."""
+    spec, costs, eps = _plan(coordinator, draft)
+    return _cost_json(session, spec, costs, eps)
+
+
+def _cost_json(session: Session, spec: StudySpec, costs: dict[str, PrivacyLoss], eps: float) -> dict[str, Any]:
+    period = spec.period or ""
+    per_dataset = {}
+    for dataset, cost in sorted(costs.items()):
+        found = balance(session, dataset, period)
+        per_dataset[dataset] = {
+            "rho": float(cost.rho), "rho_units": cost.units, "epsilon": eps, "delta": spec.privacy.delta,
+            "budget": found.to_json() if found else None,
+            "fits": bool(found and found.fits(cost)),
+        }
+    municipalities = {}
+    for municipality in sorted({d.split("/", 1)[0] for d in costs}):
+        capped = municipality_balance(session, municipality, period)
+        if capped is not None:
+            total = sum((c for d, c in costs.items() if d.startswith(municipality + "/")), PrivacyLoss.zero())
+            municipalities[municipality] = {**capped.to_json(), "fits": capped.fits(total)}
+    return {"study_id": spec.study_id, "period": period, "task": spec.task, "per_dataset": per_dataset,
+            "municipality_caps": municipalities, "fits": all(v["fits"] for v in per_dataset.values())
+            and all(v["fits"] for v in municipalities.values())}
+
+
+def create_study(coordinator: Coordinator, session: Session, analyst: Identity, draft: StudyDraft) -> dict[str, Any]:
+    if session.get(Study, draft.id) is not None:
+        raise Conflict(f"a study with id {draft.id} exists already")
+    spec, costs, eps = _plan(coordinator, draft)
+    unknown = [d for d in spec.datasets if session.get(Dataset, d) is None]
+    if unknown:
+        raise NotFound(f"dataset {unknown[0]} is not registered; its node must enroll first")
+    study = Study(id=draft.id, name=draft.name, template=draft.template, params=json.dumps(draft.params),
+                  purpose=draft.purpose, legal_basis=draft.legal_basis, organisation=draft.organisation,
+                  contact=draft.contact, period=draft.period, analyst=analyst.name, status="pending",
+                  spec=spec.model_dump_json(), cost=json.dumps({d: c.units for d, c in costs.items()}),
+                  created_at=now())
+    session.add(study)
+    audit.append(session, coordinator.signer, analyst.name, "study.created", draft.id,
+                 {"template": draft.template, "datasets": list(spec.datasets), "period": draft.period,
+                  "epsilon": eps, "delta": spec.privacy.delta, "spec_sha256": _sha(spec)})
+    return {**study_json(session, study), "cost": _cost_json(session, spec, costs, eps)}
+
+
+def get_study(session: Session, study_id: str, lock: bool = False) -> Study:
+    query = select(Study).where(Study.id == study_id)
+    study = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if study is None:
+        raise NotFound(f"no study {study_id}")
+    return study
+
+
+def decide(coordinator: Coordinator, session: Session, officer: Identity, study_id: str,
+           decision: Literal["approve", "reject"], body: Decision) -> dict[str, Any]:
+    """Record the officer's decision for every dataset of the study they answer for.
+
+    The last approval charges every dataset (or fails with BudgetExceeded and changes nothing) and
+    signs the spec.
+    """
+    study = get_study(session, study_id, lock=True)
+    spec = StudySpec.model_validate_json(study.spec)
+    mine = sorted(officer.datasets & set(spec.datasets))
+    if not mine:
+        raise Forbidden(f"{officer.name} answers for none of the datasets of study {study_id}")
+    if study.status != "pending":
+        raise Conflict(f"study {study_id} is {study.status}; decisions are taken while it is pending")
+    decided = {a.dataset for a in session.execute(select(Approval).where(Approval.study_id == study_id)).scalars()}
+    todo = [d for d in mine if d not in decided]
+    if not todo:
+        raise Conflict(f"{officer.name} has already decided on study {study_id} for {', '.join(mine)}")
+    at = now()
+    for dataset in todo:
+        session.add(Approval(study_id=study_id, dataset=dataset, officer=officer.name, decision=decision,
+                             reason=body.reason, at=at))
+    audit.append(session, coordinator.signer, officer.name, f"study.{decision}d" if decision == "approve"
+                 else "study.rejected", study_id, {"datasets": todo, "reason": body.reason})
+    if decision == "reject":
+        study.status = "rejected"
+    elif decided | set(todo) >= set(spec.datasets):
+        costs = {d: PrivacyLoss(u) for d, u in json.loads(study.cost).items()}
+        charge(coordinator, session, officer.name, study_id, study.period, costs)
+        signed = sign_spec(spec, coordinator.signer)
+        study.spec, study.status, study.approved_at = signed.model_dump_json(), "approved", at
+        audit.append(session, coordinator.signer, "coordinator", "study.signed", study_id,
+                     {"spec_sha256": _sha(signed)})
+    return study_json(session, study)
+
+
+def approved_spec(study: Study) -> StudySpec:
+    return StudySpec.model_validate_json(study.spec)
+
+
+def _sha(spec: StudySpec) -> str:
+    import hashlib
+
+    return hashlib.sha256(spec.canonical_json().encode()).hexdigest()
+
+
+def study_json(session: Session, study: Study) -> dict[str, Any]:
+    spec = StudySpec.model_validate_json(study.spec)
+    approvals = [{"dataset": a.dataset, "officer": a.officer, "decision": a.decision, "reason": a.reason, "at": a.at}
+                 for a in session.execute(select(Approval).where(Approval.study_id == study.id)
+                                          .order_by(Approval.id)).scalars()]
+    cost = {d: {"rho": float(PrivacyLoss(u).rho), "rho_units": u,
+                "epsilon": epsilon(float(PrivacyLoss(u).rho), spec.privacy.delta)}
+            for d, u in json.loads(study.cost).items()}
+    return {
+        "id": study.id, "name": study.name, "template": study.template, "params": json.loads(study.params),
+        "purpose": study.purpose, "legal_basis": study.legal_basis, "organisation": study.organisation,
+        "contact": study.contact, "period": study.period, "analyst": study.analyst, "status": study.status,
+        "datasets": list(spec.datasets), "delta": spec.privacy.delta, "cost": cost, "approvals": approvals,
+        "signed": spec.signature is not None, "created_at": study.created_at, "approved_at": study.approved_at,
+        "launched_at": study.launched_at, "finished_at": study.finished_at, "run_id": study.run_id,
+        "progress": json.loads(study.progress) if study.progress else None,
+        "error": json.loads(study.error) if study.error else None,
+    }
+
+
+def balances_for(session: Session, study: Study) -> list[Balance]:
+    spec = approved_spec(study)
+    found = [balance(session, d, study.period) for d in spec.datasets]
+    return [b for b in found if b is not None]
