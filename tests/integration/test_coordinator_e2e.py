@@ -1,0 +1,178 @@
+"""The coordinator end to end, as real processes: budget set → study drafted → approved → run on real
+Flower processes (TLS, node authentication, signed specs) → results → register entry; and a
+coordinator killed between charge and release keeps the charge, never charges twice, and still
+releases the run's result after a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from federation.local import LocalFederation, NodeSetup
+from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
+from federation.signing import make_signing_key
+from tests.conftest import Municipality
+from tillit.cli import main
+
+pytestmark = pytest.mark.integration
+
+DATASET = "espoo/health_care"
+STUDY = ["--name", "Health-segment transitions 2019-2024", "--template", "health_transitions",
+         "--purpose", "Plan health and care services for the next decade", "--legal-basis",
+         "Act on the secondary use of health and social data (552/2019)", "--organisation",
+         "City of Espoo, social and health services", "--contact", "planning@espoo.example", "--period", "2024"]
+
+
+@dataclass
+class Platform:
+    fed: LocalFederation
+    state: Path
+    url: str
+    port: int
+    tokens: dict[str, Path]
+    coordinator: FlowerProcess | None = None
+
+    def start_coordinator(self) -> None:
+        command = [str(Path(sys.executable).parent / "tillit"), "coordinator", "serve", "--state", str(self.state),
+                   "--port", str(self.port), "--superlink", self.fed.superlink_address,
+                   "--root-certificates", str(self.fed.workdir / "pki" / "ca.crt")]
+        self.coordinator = FlowerProcess.start("coordinator", command, flower_env(self.state / "home"),
+                                               self.state.parent / "coordinator.log", self.state.parent)
+        wait_for_port(self.port, 60, self.coordinator.process)
+
+    def cli(self, capsys: pytest.CaptureFixture[str], who: str | None, *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        auth = ["--token-file", str(self.tokens[who])] if who else []
+        command, sub, *rest = args
+        code = main([command, sub, *rest, "--coordinator", self.url, *auth] if command != "audit" else list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def api(self, who: str, path: str) -> object:
+        token = self.tokens[who].read_text().strip()
+        return httpx.get(self.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, municipality: Municipality) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp("platform")
+    state = root / "coordinator"
+    state.mkdir(mode=0o700)
+    # the coordinator's signing key exists before the nodes are configured to trust it
+    make_signing_key(state / "keys" / "study-signing.key")
+    fed = LocalFederation(root / "fed", [NodeSetup(DATASET, "health_care", municipality.silo("health_care"),
+                                                   epsilon_cap=5.0)],
+                          coordinator_key=state / "keys" / "study-signing.pub")
+    port = free_port()
+    platform = Platform(fed, state, f"http://127.0.0.1:{port}", port, {"admin": state / "admin.token"})
+    try:
+        fed.start()
+        platform.start_coordinator()
+        yield platform
+    finally:
+        if platform.coordinator is not None:
+            platform.coordinator.stop()
+        fed.stop()
+
+
+def _token(platform: Platform, capsys: pytest.CaptureFixture[str], name: str, role: str, datasets: str = "") -> None:
+    code, out, _ = platform.cli(capsys, "admin", "principal", "add", "--name", name, "--role", role,
+                                *(["--datasets", datasets] if datasets else []))
+    assert code == 0
+    path = platform.state.parent / f"{name}.token"
+    path.write_text(out.strip().splitlines()[-1])
+    platform.tokens[name] = path
+
+
+def _wait_for(platform: Platform, study: str, status: str, timeout: float = 600) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = platform.api("analyst", f"/v1/studies/{study}")
+        assert isinstance(found, dict)
+        if found["status"] == status:
+            return found
+        assert found["status"] in ("approved", "launching", "running"), found
+        time.sleep(0.5)
+    raise AssertionError(f"{study} never became {status}")
+
+
+def test_budget_study_approval_run_results_and_register(platform: Platform, municipality: Municipality,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # Prepare: principals for each role; the node enrolls with its key and its validation verdict
+    _token(platform, capsys, "officer", "privacy_officer", DATASET)
+    _token(platform, capsys, "analyst", "analyst")
+    _token(platform, capsys, "node", "node", DATASET)
+    node_config = platform.fed.workdir / "nodes" / "espoo-health_care" / "node.toml"
+    code, out, err = platform.cli(capsys, "node", "node", "enroll", "--config", str(node_config))
+    assert code == 0, err
+    assert "enrolled espoo/health_care" in out
+    # Execute: budget → draft → cost → approve → run → results
+    assert platform.cli(capsys, "officer", "budget", "set", "--dataset", DATASET, "--period", "2024",
+                        "--epsilon", "3")[0] == 0
+    code, out, err = platform.cli(capsys, "analyst", "study", "create", "--id", "transitions-2024", *STUDY,
+                                  "--params", json.dumps({"municipalities": ["espoo"], "epsilon": 1.0}))
+    assert code == 0, err
+    code, out, _ = platform.cli(capsys, "officer", "study", "cost", "transitions-2024")
+    assert code == 0 and DATASET in out and "remaining" in out
+    code, out, err = platform.cli(capsys, "officer", "study", "approve", "transitions-2024", "--reason",
+                                  "within the service-planning mandate")
+    assert code == 0 and "status approved" in out, err
+    code, out, err = platform.cli(capsys, "analyst", "study", "run", "transitions-2024", "--wait", "--timeout", "600")
+    assert code == 0, err + out
+    code, out, err = platform.cli(capsys, "analyst", "study", "results", "transitions-2024")
+    # Assert: the result, the ledger, the register, the audit chain
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["study_id"] == "transitions-2024" and result["status"] == "completed"
+    matrices = result["outputs"]["transition_matrices"]
+    assert set(matrices) == set(municipality.truth["health"]["transition_matrices"])
+    ledger = platform.api("officer", "/v1/ledger")
+    assert isinstance(ledger, dict)
+    assert [(e["dataset"], e["study_id"]) for e in ledger["entries"]] == [(DATASET, "transitions-2024")]
+    assert ledger["entries"][0]["rho"] == pytest.approx(result["privacy"]["per_dataset"][DATASET]["rho"], rel=1e-6)
+    register = httpx.get(platform.url + "/v1/register", timeout=30).json()
+    entry = next(s for s in register["studies"] if s["id"] == "transitions-2024")
+    assert entry["status"] == "released" and entry["legal_basis"].startswith("Act on the secondary use")
+    assert entry["privacy"][DATASET]["epsilon"] == pytest.approx(1.0, abs=1e-3)
+    assert entry["human_oversight"][0]["by"] == "officer"
+    page = httpx.get(platform.url + "/register", timeout=30).text
+    assert "Health-segment transitions 2019-2024" in page and "<script" not in page
+    code, out, _ = platform.cli(capsys, None, "audit", "verify", "--state", str(platform.state))
+    assert code == 0 and "audit log intact" in out
+
+
+def test_a_crash_between_charge_and_release_keeps_the_charge_once(platform: Platform,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Prepare: a second study, approved (so charged) and launched
+    assert "analyst" in platform.tokens, "runs after the end-to-end test, which creates the principals"
+    code, _, err = platform.cli(capsys, "analyst", "study", "create", "--id", "crash-2024", *STUDY,
+                                "--params", json.dumps({"municipalities": ["espoo"], "epsilon": 0.5}))
+    assert code == 0, err
+    assert platform.cli(capsys, "officer", "study", "approve", "crash-2024", "--reason", "second look")[0] == 0
+    assert platform.cli(capsys, "analyst", "study", "run", "crash-2024")[0] == 0
+    # Execute: kill the coordinator before the result is released, then start it again on the same state
+    assert platform.coordinator is not None
+    os.kill(platform.coordinator.pid, signal.SIGKILL)
+    platform.coordinator.process.wait(30)
+    before = platform.state / "coordinator.sqlite"
+    assert before.exists()
+    platform.start_coordinator()
+    released = _wait_for(platform, "crash-2024", "released")
+    # Assert: one charge for the study, kept across the crash; a second approval cannot charge again
+    ledger = platform.api("officer", "/v1/ledger")
+    assert isinstance(ledger, dict)
+    assert [e["study_id"] for e in ledger["entries"]].count("crash-2024") == 1
+    code, _, err = platform.cli(capsys, "officer", "study", "approve", "crash-2024", "--reason", "again")
+    assert code == 3 and "is released" in err
+    assert released["finished_at"] is not None
+    code, out, _ = platform.cli(capsys, None, "audit", "verify", "--state", str(platform.state))
+    assert code == 0, out

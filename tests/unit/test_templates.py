@@ -1,0 +1,44 @@
+"""Templates turn an analyst's parameters into a spec, and refuse what the contract forbids."""
+
+from __future__ import annotations
+
+import pytest
+
+from federation.templates import build_spec
+from schemas import ContractRegistry
+from tillit.errors import UsageError
+
+
+def test_transitions_template_builds_a_transition_table_per_municipality(registry: ContractRegistry) -> None:
+    spec = build_spec("health_transitions", "t-1", "2024", {"municipalities": ["espoo", "vantaa"]}, registry)
+    assert spec.task == "dp_table" and spec.datasets == ("espoo/health_care", "vantaa/health_care")
+    assert spec.table is not None and spec.table.transitions is not None
+    assert (spec.table.transitions.state, spec.table.transitions.by) == ("health_segment", "service_status")
+    assert spec.period == "2024" and spec.signature is None
+
+
+def test_logistic_regression_clips_at_the_contracts_rows_per_resident(registry: ContractRegistry) -> None:
+    spec = build_spec("logistic_regression", "m-1", "2024",
+                      {"contract": "health_care", "municipalities": ["espoo"], "outcome": "service_status",
+                       "positive": ["home_care", "intensive"], "features": ["health_segment"]}, registry)
+    assert spec.model is not None
+    assert spec.model.clipping_norm == registry.get("health_care").max_rows_per_resident
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ({"outcome": "person_id", "features": ["health_segment"]}, "direct identifier"),
+    ({"outcome": "service_status", "features": ["person_id"]}, "direct identifier"),
+    ({"outcome": "service_status", "features": ["shoe_size"]}, "has no column 'shoe_size'"),
+    ({"outcome": "service_status", "features": ["service_status"]}, "both the outcome and a feature"),
+])
+def test_forbidden_choices_are_refused(registry: ContractRegistry, params: dict[str, object], words: str) -> None:
+    with pytest.raises(UsageError, match=words):
+        build_spec("logistic_regression", "m-2", "2024",
+                   {"contract": "health_care", "municipalities": ["espoo"], **params}, registry)
+
+
+def test_unknown_templates_and_parameters_are_named(registry: ContractRegistry) -> None:
+    with pytest.raises(UsageError, match="unknown template 'forecast'"):
+        build_spec("forecast", "x-1", "2024", {}, registry)
+    with pytest.raises(UsageError, match="municipalities"):
+        build_spec("health_transitions", "x-2", "2024", {"epsilon": 1.0}, registry)
