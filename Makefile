@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 RESIDENTS ?= 300000
 
-.PHONY: setup demo test test-fast bench typecheck lock clean
+.PHONY: setup demo test test-fast test-postgres bench typecheck lock clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not integration"
+
+# The coordinator's ledger and race tests on PostgreSQL (a user allowed to create databases):
+#   make test-postgres TILLIT_TEST_POSTGRES_URL=postgresql+psycopg://tillit:tillit@127.0.0.1:5432/tillit
+test-postgres: setup
+	TILLIT_TEST_POSTGRES_URL=$${TILLIT_TEST_POSTGRES_URL:?set TILLIT_TEST_POSTGRES_URL} $(BIN)/python -m pytest tests/coordinator -k postgresql -rs
 
 bench: setup
 	$(BIN)/python -m benchmarks.validation_vs_pandera

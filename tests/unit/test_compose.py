@@ -22,7 +22,7 @@ def _services() -> dict[str, dict[str, object]]:
     return yaml.safe_load(COMPOSE.read_text())["services"]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("name", sorted(_services()))
+@pytest.mark.parametrize("name", sorted(n for n, s in _services().items() if "command" in s))
 def test_every_service_command_parses_with_the_cli(name: str) -> None:
     # Prepare
     service = _services()[name]
@@ -31,7 +31,7 @@ def test_every_service_command_parses_with_the_cli(name: str) -> None:
     # Execute: argparse exits on an unknown command or option
     args = _parser().parse_args([_interpolate(str(part)) for part in command])
     # Assert
-    assert args.command in ("synth", "node", "federation")
+    assert args.command in ("synth", "node", "federation", "coordinator")
 
 
 def test_nodes_run_supernodes_with_telemetry_off_tls_and_read_only_data() -> None:
@@ -41,7 +41,7 @@ def test_nodes_run_supernodes_with_telemetry_off_tls_and_read_only_data() -> Non
     for name, service in nodes.items():
         assert service["command"][:2] == ["node", "start"], name  # type: ignore[index]
         assert service["environment"]["FLWR_TELEMETRY_ENABLED"] == "0", name  # type: ignore[index]
-        assert service["secrets"] == ["federation_ca"], name
+        assert service["secrets"] == ["federation_ca", "coordinator_signing_pub"], name
         assert service["depends_on"]["superlink"]["condition"] == "service_healthy", name  # type: ignore[index]
         assert "healthcheck" in service, name
         data_mounts = [v for v in service["volumes"] if str(v).startswith("${TILLIT_DATA")]  # type: ignore[union-attr]
@@ -50,3 +50,18 @@ def test_nodes_run_supernodes_with_telemetry_off_tls_and_read_only_data() -> Non
     assert "healthcheck" in services["superlink"]
     secrets = yaml.safe_load(COMPOSE.read_text())["secrets"]
     assert all(":?" in s["file"] for s in secrets.values())
+
+
+def test_the_coordinator_uses_postgres_and_reads_the_superlinks_results() -> None:
+    services = _services()
+    coordinator = services["coordinator"]
+    command = [str(part) for part in coordinator["command"]]  # type: ignore[union-attr]
+    assert command[:2] == ["coordinator", "serve"]
+    assert command[command.index("--database-url") + 1].startswith("postgresql+psycopg://")
+    assert command[command.index("--superlink") + 1] == "superlink:9092"
+    for needed in ("postgres", "superlink"):
+        assert coordinator["depends_on"][needed]["condition"] == "service_healthy"  # type: ignore[index]
+    assert "healthcheck" in coordinator and "healthcheck" in services["postgres"]
+    results = command[command.index("--results-dir") + 1]
+    assert any(str(v).endswith(f":{results}") for v in services["superlink"]["volumes"])  # type: ignore[union-attr]
+    assert coordinator["environment"]["FLWR_TELEMETRY_ENABLED"] == "0"  # type: ignore[index]
