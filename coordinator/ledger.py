@@ -32,12 +32,12 @@ def _cap(epsilon: float | None, rho: float | None, delta: float) -> PrivacyLoss:
     if (epsilon is None) == (rho is None):
         raise UsageError("give a budget as epsilon (at delta) or as rho, exactly one of them")
     if epsilon is not None:
-        if not 0 < epsilon <= 100:
-            raise UsageError("epsilon must be in (0, 100]")
+        if not 0.001 <= epsilon <= 100:
+            raise UsageError("epsilon must be in [0.001, 100]")
         return PrivacyLoss.cap_from_rho(rho_for_epsilon(epsilon, delta))
     assert rho is not None
-    if not 0 < rho <= 100:
-        raise UsageError("rho must be in (0, 100]")
+    if not 1e-7 <= rho <= 100:
+        raise UsageError("rho must be in [1e-7, 100]")
     return PrivacyLoss.cap_from_rho(rho)
 
 

@@ -26,7 +26,7 @@ from federation.privacy import PrivacyLoss, epsilon, plan_study
 from federation.signing import sign_spec
 from federation.spec import StudySpec
 from federation.templates import build_spec
-from tillit.errors import Conflict, Forbidden, NotFound
+from tillit.errors import Conflict, Forbidden, NotFound, TillitError, UsageError
 
 if TYPE_CHECKING:
     from coordinator.state import Coordinator
@@ -61,7 +61,13 @@ class Decision(BaseModel):
 
 def _plan(coordinator: Coordinator, draft: StudyDraft) -> tuple[StudySpec, dict[str, PrivacyLoss], float]:
     spec = build_spec(draft.template, draft.id, draft.period, draft.params, coordinator.contracts)
-    plan = plan_study(spec, coordinator.contracts.get(spec.contract))
+    try:
+        plan = plan_study(spec, coordinator.contracts.get(spec.contract))
+    except TillitError:
+        raise
+    except Exception as error:  # noqa: BLE001 - OpenDP refuses parameters it cannot calibrate
+        raise UsageError(f"study {draft.id} cannot be calibrated with these parameters "
+                         f"({type(error).__name__})") from None
     return spec, dict(plan.per_dataset), plan.epsilon
 
 

@@ -21,8 +21,8 @@ class PrivacySpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: (ε, δ) each dataset may spend on this study; the accounting itself is in ρ
-    epsilon: float = Field(gt=0, le=20)
-    delta: float = Field(gt=0, lt=1e-2)
+    epsilon: float = Field(ge=0.001, le=20)
+    delta: float = Field(ge=1e-12, lt=1e-2)
 
 
 class TransitionSpec(BaseModel):

@@ -25,8 +25,8 @@ _Task = Literal["dp_table", "dp_logreg"]
 class _Common(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epsilon: float = Field(default=1.0, gt=0, le=20)
-    delta: float = Field(default=1e-6, gt=0, lt=1e-2)
+    epsilon: float = Field(default=1.0, ge=0.001, le=20)
+    delta: float = Field(default=1e-6, ge=1e-12, lt=1e-2)
 
 
 class TransitionParams(_Common):

@@ -66,7 +66,7 @@ class BudgetSection(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     epsilon: float = Field(gt=0, le=100)
-    delta: float = Field(gt=0, lt=1e-2)
+    delta: float = Field(ge=1e-12, lt=1e-2)
 
 
 class CoordinatorSection(BaseModel):

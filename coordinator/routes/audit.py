@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from coordinator.audit import verify_chain
@@ -17,11 +17,12 @@ router = APIRouter(tags=["audit"], responses=ERRORS)
 
 
 @router.get("/v1/audit", name="audit_log")
-def audit_log(principal: CurrentPrincipal, coordinator: CoordinatorDep, after: int = 0,
-              limit: int = 500) -> list[dict[str, Any]]:
+def audit_log(principal: CurrentPrincipal, coordinator: CoordinatorDep,
+              after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+              limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
     with coordinator.db.transaction() as session:
         rows = session.execute(select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq)
-                               .limit(max(1, min(limit, 5000)))).scalars()
+                               .limit(limit)).scalars()
         return [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
                  "payload": json.loads(e.payload), "hash": e.hash} for e in rows]
 

@@ -18,9 +18,9 @@ router = APIRouter(tags=["budgets"], responses=ERRORS)
 class BudgetSetting(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epsilon: float | None = Field(default=None, gt=0, le=100)
-    rho: float | None = Field(default=None, gt=0, le=100)
-    delta: float = Field(default=1e-6, gt=0, lt=1e-2)
+    epsilon: float | None = Field(default=None, ge=0.001, le=100)
+    rho: float | None = Field(default=None, ge=1e-7, le=100)
+    delta: float = Field(default=1e-6, ge=1e-12, lt=1e-2)
 
 
 @router.put("/v1/budgets/{municipality}/{sector}/{period}", name="set_budget")

@@ -56,9 +56,12 @@ def rho_for_epsilon(target_epsilon: float, delta: float) -> float:
     """The largest ρ whose OpenDP conversion stays within (ε, δ) — for calibrating noise to a budget."""
     # The classic bound eps <= rho + 2 sqrt(rho ln(1/delta)) is looser than OpenDP's conversion, so the
     # rho it allows is a lower bracket; a few doublings find the upper one.
+    if not (target_epsilon > 0 and 0 < delta < 1):
+        raise ValueError("epsilon must be positive and delta in (0, 1)")
     log_term = math.log(1.0 / delta)
     lo = (math.sqrt(target_epsilon + log_term) - math.sqrt(log_term)) ** 2
-    hi = lo * 2
+    # epsilon(rho) >= rho, so rho = target_epsilon is always an upper bracket (lo may underflow to 0)
+    hi = min(lo * 2, target_epsilon) if lo > 0 else target_epsilon
     while epsilon(hi, delta) <= target_epsilon:
         lo, hi = hi, hi * 2
     for _ in range(45):

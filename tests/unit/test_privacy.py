@@ -117,3 +117,11 @@ def test_noise_comes_from_opendp_with_the_requested_scale() -> None:
     assert not np.array_equal(gaussian_release(np.zeros(5), 1.0), gaussian_release(np.zeros(5), 1.0))
     with pytest.raises(ValueError, match="non-finite"):
         gaussian_release(np.array([np.nan]), 1.0)
+
+
+def test_calibration_terminates_and_stays_within_budget_for_tiny_and_large_epsilons() -> None:
+    # a tiny epsilon once made the bracket collapse to zero and the search loop forever
+    for target in (0.001, 0.01, 20.0, 100.0):
+        rho = rho_for_epsilon(target, 1e-6)
+        assert 0 < rho and epsilon(rho, 1e-6) <= target
+        assert epsilon(rho * 1.001, 1e-6) > target
