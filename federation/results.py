@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from federation.planning import matrix_intervals, project
 from federation.privacy import StudyPlan
 from federation.spec import StudySpec
 
@@ -33,12 +34,12 @@ def table_outputs(spec: StudySpec, plan: StudyPlan, counts: dict[str, np.ndarray
         "per_dataset_noise_sd": table.noise_scale,
     }
     if spec.table.transitions is not None:
-        outputs["transition_matrices"] = _transition_matrices(spec, plan, total)
+        outputs.update(_transition_outputs(spec, plan, total, noise_sd))
     return outputs
 
 
-def _transition_matrices(spec: StudySpec, plan: StudyPlan, total: np.ndarray) -> dict[str, list[list[float]]]:
-    """Row-normalised matrices per ``by`` value from noisy counts (negatives clipped to zero)."""
+def _transition_counts(spec: StudySpec, plan: StudyPlan, total: np.ndarray) -> tuple[list[Any], dict[str, np.ndarray]]:
+    """The summed noisy counts as one k×k matrix (from, to) per ``by`` value (or ``all``)."""
     table = plan.table
     assert table is not None and spec.table is not None and spec.table.transitions is not None
     by = spec.table.transitions.by
@@ -47,14 +48,22 @@ def _transition_matrices(spec: StudySpec, plan: StudyPlan, total: np.ndarray) ->
     groups = sorted({cell[0] for cell in table.cells}, key=str) if by else ["all"]
     matrices: dict[str, np.ndarray] = {str(g): np.zeros((len(states), len(states))) for g in groups}
     for cell, count in zip(table.cells, total):
-        group = str(cell[0]) if by else "all"
-        matrices[group][position[cell[-2]], position[cell[-1]]] = max(float(count), 0.0)
-    out = {}
-    for group, matrix in matrices.items():
-        sums = matrix.sum(axis=1, keepdims=True)
-        uniform = np.full_like(matrix, 1.0 / len(states))
-        out[group] = np.where(sums > 0, matrix / np.where(sums > 0, sums, 1.0), uniform).tolist()
-    return out
+        matrices[str(cell[0]) if by else "all"][position[cell[-2]], position[cell[-1]]] = float(count)
+    return states, matrices
+
+
+def _transition_outputs(spec: StudySpec, plan: StudyPlan, total: np.ndarray, noise_sd: float) -> dict[str, Any]:
+    """Row-normalised matrices (negatives clipped) with 95 % intervals, and the projection ahead."""
+    assert spec.table is not None and spec.table.transitions is not None
+    transitions = spec.table.transitions
+    states, counts = _transition_counts(spec, plan, total)
+    intervals = {group: matrix_intervals(matrix, noise_sd) for group, matrix in counts.items()}
+    return {
+        "states": states,
+        "transition_matrices": {group: found["probabilities"] for group, found in intervals.items()},
+        "transition_intervals": intervals,
+        "projection": project(counts, noise_sd, transitions.horizon_years, None, transitions.population),
+    }
 
 
 def model_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, weights: dict[str, float]) -> dict[str, Any]:

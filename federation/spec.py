@@ -33,6 +33,10 @@ class TransitionSpec(BaseModel):
     time: str
     state: str
     by: str | None = None
+    #: post-processing at the server: project the distribution this many years ahead
+    horizon_years: int = Field(default=10, ge=1, le=30)
+    #: scale projected service demand to this many residents (else per 1,000 residents)
+    population: int | None = Field(default=None, ge=1, le=100_000_000)
 
 
 class TableSpec(BaseModel):

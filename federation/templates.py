@@ -37,6 +37,8 @@ class TransitionParams(_Common):
     time: str = "year"
     state: str = "health_segment"
     by: str | None = "service_status"
+    horizon_years: int = Field(default=10, ge=1, le=30)
+    population: int | None = Field(default=None, ge=1, le=100_000_000)
 
 
 class TableParams(_Common):
@@ -72,7 +74,9 @@ class Template:
 
 def _transitions(p: TransitionParams, contract: Contract) -> tuple[_Task, TableSpec | None, ModelSpec | None]:
     _columns(contract, [p.time, p.state, *([p.by] if p.by else [])])
-    return "dp_table", TableSpec(transitions=TransitionSpec(time=p.time, state=p.state, by=p.by)), None
+    return "dp_table", TableSpec(transitions=TransitionSpec(time=p.time, state=p.state, by=p.by,
+                                                            horizon_years=p.horizon_years,
+                                                            population=p.population)), None
 
 
 def _table(p: TableParams, contract: Contract) -> tuple[_Task, TableSpec | None, ModelSpec | None]:
