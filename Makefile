@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 RESIDENTS ?= 300000
 
-.PHONY: setup demo test test-fast test-postgres bench typecheck lock clean
+
+.PHONY: system-deps setup demo test test-fast test-postgres bench typecheck lock clean
 
 setup: $(STAMP)
 
@@ -24,7 +25,15 @@ $(STAMP): pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/tillit demo --out $(DEMO_OUT) --residents $(RESIDENTS)
 
-test: setup
+# Debian packages the tests use: Chromium renders the HTML report headless; docker-compose parses the
+# compose file (no engine needed). Installed when missing and apt-get is usable (CI runs as root).
+system-deps:
+	@command -v chromium >/dev/null && command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose >/dev/null; \
+	  else echo "make: install Debian packages chromium and docker-compose for the report and compose tests"; fi; }
+
+test: setup system-deps
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 

@@ -10,6 +10,7 @@ from tillit.errors import ContractViolation
 
 if TYPE_CHECKING:
     from schemas import ContractRegistry
+    from schemas.synth import SynthResult
 
 
 def synth(out: Path, residents: int, municipalities: tuple[str, ...], seed: int, messiness: float) -> int:
@@ -87,20 +88,13 @@ def contract_docs(out: Path, dirs: list[Path]) -> int:
     return 0
 
 
-def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) -> int:
-    """Until the federation lands: generate the municipality and validate every silo on its node."""
+def _validate_silos(out: Path, result: SynthResult) -> None:
+    """Each silo's node checks its extract; reports and offline Data Docs under ``out/validation``."""
     from nodes.secret import ephemeral_secret
     from nodes.validate import ValidateRequest, validate_extract
-    from schemas.synth import SynthConfig, synthesize
 
     registry = _registry([])
-    print(f"[1/2] generating {len(municipalities)} municipality(ies) x {residents:,} residents (seed {seed}) ...",
-          flush=True)
-    result = synthesize(SynthConfig(out=out, residents=residents, municipalities=municipalities, seed=seed))
-    print(f"      done in {result.seconds:.1f} s; truth in {result.truth_path}", flush=True)
-    print("[2/2] each silo's node checks its extract against its contract (Great Expectations):", flush=True)
     failed = 0
-    started = time.perf_counter()
     for municipality, files in result.files.items():
         secret = ephemeral_secret()  # one node key per municipality's silos in this demo
         for sector, path in files.items():
@@ -113,9 +107,25 @@ def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) 
             print(f"      {municipality:<10} {sector:<20} {report.verdict.upper():<5} "
                   f"{report.rows:>10,} rows {len(report.checks):>4} checks "
                   f"{len(report.warnings):>2} warnings {seconds:6.2f} s", flush=True)
-    print(f"validated in {time.perf_counter() - started:.1f} s; reports and offline Data Docs under {out}/validation/")
     if failed:
         raise ContractViolation(f"{failed} generated silo(s) break their contract — a generator bug")
+
+
+def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) -> int:
+    from tillit.demo import run_demo
+
+    summary = run_demo(out, residents, municipalities, seed, _validate_silos)
+    print("\nsummary")
+    for study_id, found in summary["studies"].items():
+        extra = (f"; transition probabilities vs truth: MAE {found['transition_mae']:.4f}"
+                 if "transition_mae" in found else "")
+        print(f"  {study_id}: ε={found['epsilon_per_dataset']:.3g} per dataset{extra}\n    report: {found['report']}")
+    for balance in summary["ledger"]["balances"]:
+        print(f"  budget {balance['name']} {balance['period']}: spent ε={balance['spent']['epsilon']:.3g} "
+              f"of {balance['cap']['epsilon']:.3g} (ρ {balance['spent']['rho']:.4g} of {balance['cap']['rho']:.4g})")
+    phases = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items())
+    print(f"  wall time by phase: {phases}")
+    print(f"  register: {out / 'register.json'}; summary: {out / 'summary.json'}")
     return 0
 
 

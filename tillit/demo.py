@@ -1,0 +1,201 @@
+"""`tillit demo`: the whole platform on this machine, end to end, as real processes.
+
+synth → every silo checks its extract → a coordinator, a SuperLink and one SuperNode per silo a
+study uses → the admin adds principals, nodes enroll, privacy officers set budgets → an analyst
+drafts the studies → officers approve (which charges and signs) → runs → results, reports and the
+register → a summary against the generator's truth. Every process started is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator.client import CoordinatorClient
+from coordinator.report import write_report
+from federation.local import LocalFederation, NodeSetup
+from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
+from federation.signing import make_signing_key
+from tillit.errors import StudyRefused, TillitError
+
+__all__ = ["run_demo"]
+
+PERIOD = "2024"
+BUDGET_EPSILON = 3.0
+STUDY_EPSILON = 1.0
+ORGANISATION = "Municipal social and health services (demo)"
+
+
+@dataclass
+class _Clock:
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str, text: str) -> Iterator[None]:
+        print(f"[{len(self.phases) + 1}] {text} ...", flush=True)
+        started = time.perf_counter()
+        yield
+        self.phases[name] = round(time.perf_counter() - started, 2)
+        print(f"    {name}: {self.phases[name]:.1f} s", flush=True)
+
+
+def _studies(municipalities: tuple[str, ...], residents: int) -> list[dict[str, Any]]:
+    common = {"legal_basis": "Act on the Secondary Use of Health and Social Data (552/2019), service planning",
+              "organisation": ORGANISATION, "contact": "planning@municipality.example", "period": PERIOD}
+    return [
+        {**common, "id": "health-transitions-2024", "name": "Health-segment transitions and service demand",
+         "template": "health_transitions",
+         "purpose": "Estimate how residents move between the 20 health segments depending on the services they "
+                    "receive, and project the segment distribution and service demand ten years ahead.",
+         "params": {"municipalities": list(municipalities), "epsilon": STUDY_EPSILON, "horizon_years": 10,
+                    "population": residents * len(municipalities)}},
+        {**common, "id": "care-needs-model-2024", "name": "Which needs go with intensive care services",
+         "template": "logistic_regression",
+         "purpose": "Learn which health indicators go with home or intensive care, to plan care capacity. "
+                    "Aggregate model only; no resident is scored.",
+         "params": {"contract": "health_care", "municipalities": list(municipalities), "epsilon": STUDY_EPSILON,
+                    "outcome": "service_status", "positive": ["home_care", "intensive"],
+                    "features": ["health_segment", "hospital_days", "specialist_visits", "primary_care_visits"],
+                    "rounds": 6, "local_steps": 10}},
+    ]
+
+
+def _mae(result: dict[str, Any], truth: dict[str, Any]) -> float:
+    found, expected = result["outputs"]["transition_matrices"], truth["health"]["transition_matrices"]
+    return float(np.mean([np.abs(np.array(found[k]) - np.array(expected[k])).mean() for k in expected]))
+
+
+def _wait(client: CoordinatorClient, study_id: str, timeout: float = 3600) -> dict[str, Any]:
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        study: dict[str, Any] = client.get(f"/v1/studies/{study_id}")
+        progress = study.get("progress") or {}
+        line = f"    {study_id}: {study['status']}" + (
+            f" ({progress['phase']} {progress['done']}/{progress['total']})" if progress else "")
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if study["status"] not in ("approved", "launching", "running"):
+            return study
+        time.sleep(1.0)
+    raise TillitError(f"study {study_id} did not finish within {timeout:.0f} s")
+
+
+def run_demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int,
+             validate_silos: Any) -> dict[str, Any]:
+    """Run everything; ``validate_silos(out, result)`` is the synth-and-validate step's second half."""
+    from schemas.synth import SynthConfig, synthesize
+
+    out = out.resolve()
+    clock = _Clock()
+    with clock.phase("synth", f"generating {len(municipalities)} municipality(ies) x {residents:,} residents"):
+        synthetic = synthesize(SynthConfig(out=out, residents=residents, municipalities=municipalities, seed=seed))
+    with clock.phase("validate", "every silo's node checks its extract against its contract"):
+        validate_silos(out, synthetic)
+    truth = json.loads(synthetic.truth_path.read_text())
+    runtime = out / "runtime"
+    state = runtime / "coordinator"
+    key = state / "keys" / "study-signing.key"
+    if not key.exists():
+        make_signing_key(key)
+    datasets = [f"{m}/health_care" for m in municipalities]
+    fed = LocalFederation(runtime / "federation", [NodeSetup(d, "health_care", out / d.split("/")[0] /
+                                                             "health_care.parquet", epsilon_cap=BUDGET_EPSILON)
+                                                   for d in datasets],
+                          coordinator_key=key.with_suffix(".pub"))
+    coordinator: FlowerProcess | None = None
+    summary: dict[str, Any] = {"out": str(out), "residents_per_municipality": residents,
+                               "municipalities": list(municipalities), "studies": {}}
+    try:
+        with clock.phase("startup", f"starting a coordinator, a SuperLink and {len(datasets)} SuperNode(s) "
+                                    "(TLS, node authentication, signed studies)"):
+            fed.start()
+            port = free_port()
+            command = [str(Path(sys.executable).parent / "tillit"), "coordinator", "serve", "--state", str(state),
+                       "--port", str(port), "--superlink", fed.superlink_address,
+                       "--root-certificates", str(fed.workdir / "pki" / "ca.crt")]
+            coordinator = FlowerProcess.start("coordinator", command, flower_env(state / "home"),
+                                              runtime / "logs" / "coordinator.log", runtime)
+            wait_for_port(port, 120, coordinator.process)
+            url = f"http://127.0.0.1:{port}"
+            admin = CoordinatorClient(url, (state / "admin.token").read_text().strip())
+        with clock.phase("setup", "admin adds principals; nodes enroll; privacy officers set budgets"):
+            tokens = _setup(admin, fed, municipalities)
+        for draft in _studies(municipalities, residents):
+            with clock.phase(draft["id"], f"study {draft['id']}: draft, approvals, run"):
+                summary["studies"][draft["id"]] = _study(url, tokens, draft, municipalities, out, truth)
+        summary["ledger"] = CoordinatorClient(url, tokens["officer-" + municipalities[0]]).get("/v1/ledger")
+        summary["register"] = f"{url}/register (while running); copy in {out / 'register.json'}"
+        (out / "register.json").write_text(json.dumps(CoordinatorClient(url).get("/v1/register"), indent=1))
+    finally:
+        if coordinator is not None:
+            coordinator.stop()
+        fed.stop()
+    summary["seconds"] = clock.phases
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+    return summary
+
+
+def _setup(admin: CoordinatorClient, fed: LocalFederation, municipalities: tuple[str, ...]) -> dict[str, str]:
+    from nodes.agent import NodeAgent
+
+    tokens = {"analyst": admin.post("/v1/principals", {"name": "analyst", "role": "analyst"})["token"]}
+    for municipality in municipalities:
+        dataset = f"{municipality}/health_care"
+        officer = f"officer-{municipality}"
+        tokens[officer] = admin.post("/v1/principals", {"name": officer, "role": "privacy_officer",
+                                                        "datasets": [dataset]})["token"]
+        node_token = admin.post("/v1/principals", {"name": f"node-{municipality}-health", "role": "node",
+                                                   "datasets": [dataset]})["token"]
+        config = fed.node_configs[dataset]
+        agent = NodeAgent(config)
+        agent.ensure_valid()
+        node = CoordinatorClient(admin.url, node_token)
+        node.post("/v1/nodes", {"dataset": dataset, "contract": "health_care",
+                                "public_key": (config.key_dir / "supernode.pub").read_text().strip()})
+        report = json.loads(config.validation_path.read_text())
+        node.put(f"/v1/datasets/{dataset}/validation", {
+            "verdict": report["verdict"], "rows": report["data"]["rows"], "checks": report["summary"]["checks"],
+            "failed_checks": report["summary"]["failed"], "warnings": report["summary"].get("warnings", 0),
+            "contract_version": report["contract"]["version"], "sha256": report["data"]["sha256"]})
+        CoordinatorClient(admin.url, tokens[officer]).put(f"/v1/budgets/{dataset}/{PERIOD}",
+                                                          {"epsilon": BUDGET_EPSILON, "delta": 1e-6})
+        print(f"    {dataset}: enrolled, extract {report['verdict']}, budget ε={BUDGET_EPSILON} for {PERIOD}",
+              flush=True)
+    return tokens
+
+
+def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipalities: tuple[str, ...], out: Path,
+           truth: dict[str, Any]) -> dict[str, Any]:
+    analyst = CoordinatorClient(url, tokens["analyst"])
+    created = analyst.post("/v1/studies", draft)
+    cost = created["cost"]["per_dataset"]
+    print(f"    drafted; cost per dataset ε={next(iter(cost.values()))['epsilon']:.3g}", flush=True)
+    for municipality in municipalities:
+        officer = CoordinatorClient(url, tokens[f"officer-{municipality}"])
+        decided = officer.post(f"/v1/studies/{draft['id']}/approve",
+                               {"reason": "purpose, legal basis and cost fit the planning mandate"})
+    print(f"    approved by {len(municipalities)} privacy officer(s): {decided['status']}", flush=True)
+    analyst.post(f"/v1/studies/{draft['id']}/run")
+    study = _wait(analyst, draft["id"])
+    if study["status"] != "released":
+        raise StudyRefused(f"study {draft['id']} {study['status']}: {(study.get('error') or {}).get('detail', '')}")
+    result = analyst.get(f"/v1/studies/{draft['id']}/results")
+    register = next(s for s in CoordinatorClient(url).get("/v1/register")["studies"] if s["id"] == draft["id"])
+    balances = CoordinatorClient(url, tokens[f"officer-{municipalities[0]}"]).get("/v1/budgets")
+    report = write_report(result, out / "studies" / draft["id"], draft["name"], balances, register)
+    found: dict[str, Any] = {"report": str(report), "result": str(report.parent / "result.json"),
+                             "epsilon_per_dataset": result["privacy"]["epsilon"], "seconds": result.get("seconds")}
+    if "transition_matrices" in result["outputs"]:
+        found["transition_mae"] = round(_mae(result, truth), 5)
+    if "odds_ratios" in result["outputs"]:
+        found["odds_ratios"] = {k: round(v, 3) for k, v in result["outputs"]["odds_ratios"].items()}
+    return found
