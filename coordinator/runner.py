@@ -50,7 +50,7 @@ def launch(coordinator: Coordinator, analyst: Identity, study_id: str) -> dict[s
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(spec.model_dump_json(indent=1), encoding="utf-8")
     try:
-        run_id = submit_run(target, path)
+        run_id = submit_run(target, path, contracts_dirs=coordinator.settings.contracts_dirs)
     except TillitError as error:
         with coordinator.db.transaction() as session:
             study = get_study(session, study_id, lock=True)

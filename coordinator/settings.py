@@ -26,6 +26,8 @@ class CoordinatorSettings(BaseModel):
     superlink_insecure: bool = False
     #: where the ServerApp writes ``<run_id>/result.json`` (shared with the SuperLink's host)
     results_dir: Path | None = None
+    #: directories of contracts teams wrote themselves, besides the built-in ones
+    contracts_dirs: tuple[Path, ...] = ()
     #: seconds between looks at running studies' results
     watch_seconds: float = Field(default=0.5, gt=0, le=60)
 

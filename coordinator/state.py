@@ -40,6 +40,6 @@ def open_coordinator(settings: CoordinatorSettings) -> Coordinator:
     db.migrate()
     key_path = settings.signing_key_path
     signer = SigningKey.load(key_path) if key_path.exists() else make_signing_key(key_path)
-    coordinator = Coordinator(settings=settings, db=db, signer=signer, contracts=ContractRegistry())
+    coordinator = Coordinator(settings=settings, db=db, signer=signer, contracts=ContractRegistry(list(settings.contracts_dirs)))
     bootstrap_admin(coordinator)
     return coordinator

@@ -61,9 +61,12 @@ def flwr(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) 
     return done.stdout
 
 
-def submit_run(target: LaunchTarget, spec_path: Path, poll_seconds: float = 0.05) -> int:
+def submit_run(target: LaunchTarget, spec_path: Path, poll_seconds: float = 0.05,
+               contracts_dirs: tuple[Path, ...] = ()) -> int:
     config = (f"spec='{spec_path.resolve()}' results-dir='{target.results_dir.resolve()}' "
               f"poll-seconds={poll_seconds}")
+    if contracts_dirs:
+        config += " contracts-dirs='" + ",".join(str(d.resolve()) for d in contracts_dirs) + "'"
     out = flwr(["run", str(APP_DIR), CONNECTION, "--run-config", config, "--format", "json"],
                target.env, target.workdir)
     return run_id_from_output(out)

@@ -34,15 +34,18 @@ class NodeSetup:
     data: Path
     epsilon_cap: float = 3.0
     delta: float = 1e-6
+    #: directories of contracts a team wrote itself (YAML/JSON), besides the built-in ones
+    contracts_dirs: tuple[Path, ...] = ()
 
 
 def write_node_config(path: Path, setup: NodeSetup, superlink: str, root_ca: Path | None, port: int,
                       coordinator_key: Path, insecure: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ca = f'root_certificates = "{root_ca}"\n' if root_ca is not None else ""
+    dirs = ", ".join(f'"{d.resolve()}"' for d in setup.contracts_dirs)
     path.write_text(
         f'[node]\ndataset = "{setup.dataset}"\ncontract = "{setup.contract}"\ndata = "{setup.data.resolve()}"\n'
-        f'state_dir = "{(path.parent / "state").resolve()}"\n\n'
+        f'state_dir = "{(path.parent / "state").resolve()}"\ncontracts_dirs = [{dirs}]\n\n'
         f'[federation]\nsuperlink = "{superlink}"\n{ca}port = {port}\ninsecure = {str(insecure).lower()}\n\n'
         f"[budget]\nepsilon = {setup.epsilon_cap}\ndelta = {setup.delta}\n\n"
         f'[coordinator]\npublic_key = "{coordinator_key.resolve()}"\n', encoding="utf-8")
@@ -140,7 +143,8 @@ class LocalFederation:
             spec_path.parent.mkdir(parents=True, exist_ok=True)
             spec_path.write_text(sign_spec(spec, self.signer).model_dump_json(indent=1), encoding="utf-8")
         poll = self.poll_seconds if server_poll_seconds is None else server_poll_seconds
-        run_id = submit_run(self.launch_target, spec_path, poll)
+        dirs = sorted({d.resolve() for setup in self.nodes for d in setup.contracts_dirs})
+        run_id = submit_run(self.launch_target, spec_path, poll, tuple(dirs))
         path = result_path(self.results_dir, run_id)
         deadline = time.monotonic() + timeout
         while not path.exists():

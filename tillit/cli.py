@@ -135,6 +135,8 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
     serve.add_argument("--superlink-insecure", action="store_true", default=None,
                        help="reach the SuperLink without TLS (trials only)")
     serve.add_argument("--results-dir", type=Path, default=None, help="where the ServerApp writes run results")
+    serve.add_argument("--contracts", type=Path, action="append", default=[],
+                       help="extra directory of contract files (repeatable; also $TILLIT_CONTRACTS_PATH)")
 
     principal = sub.add_parser("principal", help="admin: add and list principals (users and nodes)")
     principal_sub = principal.add_subparsers(dest="principal_command", required=True, metavar="PRINCIPAL_COMMAND")
@@ -233,7 +235,7 @@ def _dispatch_coordinator(args: argparse.Namespace) -> int | None:
         return cc.serve({"state_dir": args.state, "host": args.host, "port": args.port,
                          "database_url": args.database_url, "superlink": args.superlink,
                          "root_certificates": args.root_certificates, "superlink_insecure": args.superlink_insecure,
-                         "results_dir": args.results_dir})
+                         "results_dir": args.results_dir, "contracts_dirs": tuple(_contract_dirs(args.contracts))})
     if command == "audit":
         return cc.audit_verify(args.state, args.database_url)
     if command == "node" and args.node_command == "enroll":
