@@ -143,6 +143,15 @@ def write_report(result: dict[str, Any], out_dir: Path, title: str,
         _write_csv(out_dir / "coefficients.csv", ["class", "feature", "coefficient", "lower95", "upper95"], table)
         sections.append("<h2>Model coefficients (log-odds per unit of scaled feature)</h2>"
                         + _coefficients("coefficients with 95 % intervals", rows_c))
+    evaluation = outputs.get("evaluation")
+    if evaluation:
+        auc = evaluation.get("auc")
+        calibration = "".join(f"<tr><td>{c['predicted']:.3f}</td><td>{c['observed']:.3f}</td>"
+                              f"<td>{c['noisy_rows']:,.0f}</td></tr>" for c in evaluation.get("calibration", []))
+        sections.append(f"<h2>Private evaluation</h2><p>AUC {auc:.3f} (from noisy score histograms; "
+                        f"{html.escape(evaluation['note'])})</p>" if auc is not None else "<h2>Private evaluation</h2>")
+        sections.append("<table><tr><th>predicted</th><th>observed</th><th>noisy rows</th></tr>"
+                        f"{calibration}</table>")
     sections.append("<h2>Privacy spent</h2>" + _budget(privacy, balances or []))
     mechanism = {k: v for k, v in privacy.items() if k not in ("per_dataset",)}
     facts = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in mechanism.items())

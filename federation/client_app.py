@@ -14,7 +14,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from federation.protocol import OP_PREPARE, OP_TABLE, OP_TRAIN, read_array, unpack_request
+from federation.protocol import OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, read_array, unpack_request
 from federation.spec import parse_spec
 from tillit.errors import StudyRefused
 
@@ -74,6 +74,9 @@ def _answer(msg: Message, context: Context) -> Message:
             params, noisy_count = agent.train_round(spec, read_array(msg.content, "params"), round_)
             reply["params"] = ArrayRecord({"params": Array(np.asarray(params, dtype=np.float64))})
             reply["node"] = ConfigRecord({"dataset": dataset, "noisy_count": float(noisy_count)})
+        elif op == OP_EVALUATE:
+            histogram, fisher = agent.evaluate(spec, read_array(msg.content, "params"))
+            reply["evaluation"] = ArrayRecord({"histogram": Array(histogram), "fisher": Array(fisher)})
         else:
             raise StudyRefused(f"{dataset}: unknown request {op!r}", 4302)
         return Message(RecordDict(reply), reply_to=msg)

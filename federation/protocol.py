@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
-__all__ = ["OP_PREPARE", "OP_TABLE", "OP_TRAIN", "pack_request", "read_array", "unpack_request"]
+__all__ = ["OP_EVALUATE", "OP_PREPARE", "OP_TABLE", "OP_TRAIN", "pack_request", "read_array", "unpack_request"]
 
 OP_PREPARE = "prepare"
 OP_TABLE = "table"
 OP_TRAIN = "train"
+OP_EVALUATE = "evaluate"
 _CONFIG = "tillit"
 
 

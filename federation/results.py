@@ -17,7 +17,9 @@ from federation.planning import matrix_intervals, project
 from federation.privacy import StudyPlan
 from federation.spec import StudySpec
 
-__all__ = ["model_outputs", "table_outputs", "write_result"]
+_Z95 = 1.959964
+
+__all__ = ["evaluation_outputs", "model_outputs", "table_outputs", "write_result"]
 
 
 def table_outputs(spec: StudySpec, plan: StudyPlan, counts: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -86,6 +88,58 @@ def model_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, weights:
     if len(model.classes) == 2:
         outputs["odds_ratios"] = {f: math.exp(v) for f, v in coefficients[model.classes[1]].items()}
     return outputs
+
+
+def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, histogram: np.ndarray,
+                       fisher: np.ndarray, residents: float, nodes: int) -> dict[str, Any]:
+    """Private metrics and coefficient intervals from the summed noisy histograms and Fisher information.
+
+    AUC and calibration come from the score histograms per outcome. Coefficient covariance is the
+    sampling part, the inverse Fisher information, plus the part the DP noise of gradient descent
+    leaves in the parameters: the stationary covariance of θ ← θ − (lr/N)(∇ + ξ), with ξ the sum
+    of the nodes' noise (a discrete Lyapunov equation). Both are approximations, stated as such.
+    """
+    from scipy.linalg import solve_discrete_lyapunov
+
+    model = plan.model
+    assert model is not None and spec.model is not None
+    negatives, positives = np.clip(histogram[0], 0, None), np.clip(histogram[1], 0, None)
+    bins = len(negatives)
+    above = np.concatenate([np.cumsum(positives[::-1])[::-1][1:], [0.0]])       # positives in higher bins
+    p_total, n_total = positives.sum(), negatives.sum()
+    auc = float((negatives * (above + 0.5 * positives)).sum() / (p_total * n_total)) if p_total and n_total else None
+    edges = np.linspace(0, 1, bins + 1)
+    roc = [[float(negatives[b:].sum() / n_total), float(positives[b:].sum() / p_total)]
+           for b in range(bins)] + [[0.0, 0.0]] if p_total and n_total else []
+    calibration = [{"predicted": float((edges[b] + edges[b + 1]) / 2), "observed": float(positives[b] / total),
+                    "noisy_rows": float(total)}
+                   for b in range(bins) if (total := positives[b] + negatives[b]) >= 50]
+    symmetric = (fisher + fisher.T) / 2
+    values, vectors = np.linalg.eigh(symmetric)
+    floor = max(float(values.max()) * 1e-6, 1e-6)
+    information = (vectors * np.maximum(values, floor)) @ vectors.T
+    sampling = np.linalg.inv(information)
+    n = max(residents, 1.0)
+    a = np.eye(len(information)) - spec.model.learning_rate / n * information
+    q = (spec.model.learning_rate / n) ** 2 * nodes * model.noise_scale**2 * np.eye(len(information))
+    stable = bool(np.max(np.abs(np.linalg.eigvals(a))) < 1)
+    dp_part = solve_discrete_lyapunov(a, q) if stable else np.zeros_like(sampling)
+    errors = np.sqrt(np.clip(np.diag(sampling + dp_part), 0, None))
+    values_ = params[0]
+    cls = model.classes[1]
+    intervals = {cls: {f: [float(v - _Z95 * e), float(v + _Z95 * e)] for f, v, e in zip(model.features, values_, errors)}}
+    return {
+        "standard_errors": {cls: dict(zip(model.features, map(float, errors)))},
+        "coefficient_intervals": intervals,
+        "odds_ratio_intervals": {f: [math.exp(lo), math.exp(hi)] for f, (lo, hi) in intervals[cls].items()},
+        "evaluation": {
+            "auc": auc, "roc": roc, "calibration": calibration, "noisy_positive_rows": float(p_total),
+            "noisy_negative_rows": float(n_total), "score_bins": bins,
+            "note": "metrics on the training data from noisy score histograms; intervals are approximate "
+                    "(inverse noisy Fisher information plus the stationary DP-GD noise"
+                    + ("" if stable else "; DP part omitted: the step size is too large for the approximation") + ")",
+        },
+    }
 
 
 def write_result(results_dir: Path, run_id: int, result: dict[str, Any], name: str = "result.json") -> Path:

@@ -22,8 +22,8 @@ from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from federation.privacy import StudyPlan, plan_study
-from federation.protocol import OP_PREPARE, OP_TABLE, OP_TRAIN, pack_request, read_array
-from federation.results import model_outputs, table_outputs, write_result
+from federation.protocol import OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_request, read_array
+from federation.results import evaluation_outputs, model_outputs, table_outputs, write_result
 from federation.spec import StudySpec, load_spec
 from schemas import ContractRegistry
 from tillit.errors import REFUSAL_CODES
@@ -181,4 +181,17 @@ def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
         params = np.sum([weights[ds] / total * read_array(m.content, "params") for ds, m in by_dataset.items()],
                         axis=0)
         rounds.append({"round": round_, **stats})
-    return model_outputs(spec, plan, np.asarray(params), weights), rounds
+    outputs = model_outputs(spec, plan, np.asarray(params), weights)
+    if plan.model.evaluation is not None:
+        link.progress("evaluate", spec.model.rounds, spec.model.rounds)
+        messages = [_message(pack_request(OP_EVALUATE, spec_json, spec.model.rounds + 1, params), n)
+                    for n in nodes.values()]
+        replies, stats = link.exchange(messages)
+        by_dataset = _replies_by_dataset(replies, nodes)
+        evaluations = [m.content.array_records["evaluation"] for m in by_dataset.values()]
+        histogram = np.sum([e["histogram"].numpy() for e in evaluations], axis=0)
+        fisher = np.sum([e["fisher"].numpy() for e in evaluations], axis=0)
+        outputs.update(evaluation_outputs(spec, plan, np.asarray(params), histogram, fisher, sum(weights.values()),
+                                          len(nodes)))
+        rounds.append({"round": spec.model.rounds + 1, "evaluation": True, **stats})
+    return outputs, rounds

@@ -71,6 +71,10 @@ class ModelSpec(BaseModel):
     clipping_norm: float = Field(default=1.0, gt=0, le=100)
     #: share of the budget spent on the noisy count of residents (weights and averaging)
     count_share: float = Field(default=0.02, gt=0, lt=0.5)
+    #: after training, release noisy score histograms and the Fisher information (binary outcomes):
+    #: private AUC and calibration, and coefficient intervals; costs ``evaluation_share`` of the budget
+    evaluate: bool = False
+    evaluation_share: float = Field(default=0.1, gt=0, lt=0.5)
 
     @property
     def steps(self) -> int:

@@ -62,6 +62,8 @@ class LogregParams(_Common):
     local_steps: int = Field(default=5, ge=1, le=100)
     learning_rate: float = Field(default=2.0, gt=0, le=100)
     clipping_norm: float | None = Field(default=None, gt=0, le=100)
+    #: private AUC, calibration and coefficient intervals (binary outcomes; costs a share of the budget)
+    evaluate: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,12 @@ def _logreg(p: LogregParams, contract: Contract) -> tuple[_Task, TableSpec | Non
     clip = p.clipping_norm or float(contract.max_rows_per_resident)
     return "dp_logreg", None, ModelSpec(
         outcome=p.outcome, positive=p.positive, classes=p.classes, features=p.features, rounds=p.rounds,
-        local_steps=p.local_steps, learning_rate=p.learning_rate, clipping_norm=clip)
+        local_steps=p.local_steps, learning_rate=p.learning_rate, clipping_norm=clip,
+        evaluate=p.evaluate and (p.positive is not None or len(p.classes or ()) == 2 or _boolean(contract, p.outcome)))
+
+
+def _boolean(contract: Contract, name: str) -> bool:
+    return any(c.name == name and c.type == "boolean" for c in contract.expanded_columns)
 
 
 def _columns(contract: Contract, names: list[str]) -> None:

@@ -145,6 +145,26 @@ class NodeAgent:
 
         return local_training(design, params, spec.model, model, noisy), noisy
 
+    def evaluate(self, spec: StudySpec, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """After the last round: noisy score histograms and noisy Fisher information at ``params``."""
+        prepared = self.prepare(spec)
+        model = prepared.plan.model
+        assert spec.model is not None and model is not None
+        if model.evaluation is None:
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} releases no evaluation", 4202)
+        expected = (len(model.classes) - 1, len(model.features))
+        if params.shape != expected:
+            raise StudyRefused(f"{self.dataset}: parameters of shape {params.shape}, expected {expected}", 4302)
+        self._charge(spec, prepared)
+        # the evaluation is the release after the last training round; the ledger refuses a second one
+        self.ledger.record_release(spec.study_id, self.dataset, spec.model.rounds + 1)
+        from federation.tasks import evaluation_statistics
+
+        histogram, fisher = evaluation_statistics(self._design(spec, prepared.plan), params, model.evaluation.bins)
+        e = model.evaluation
+        return (gaussian_release(histogram.ravel(), e.histogram_noise_scale).reshape(histogram.shape),
+                gaussian_release(fisher.ravel(), e.fisher_noise_scale).reshape(fisher.shape))
+
     # -- data ---------------------------------------------------------------------------------
 
     def _frame(self) -> "pd.DataFrame":

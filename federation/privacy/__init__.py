@@ -8,11 +8,13 @@ from federation.privacy._accounting import epsilon, gaussian_rho, rho_for_epsilo
 from federation.privacy._loss import RHO_UNITS_PER_RHO, PrivacyLoss
 from federation.privacy._noise import gaussian_release
 from federation.privacy._plan import (
-    ModelPlan, StudyPlan, TablePlan, column_domain, feature_names, model_classes, plan_study,
+    EVALUATION_BINS, EvaluationPlan, ModelPlan, StudyPlan, TablePlan, column_domain, feature_names, model_classes, plan_study,
 )
 
 __all__ = [
+    "EVALUATION_BINS",
     "RHO_UNITS_PER_RHO",
+    "EvaluationPlan",
     "ModelPlan",
     "PrivacyLoss",
     "StudyPlan",

@@ -17,7 +17,8 @@ from federation.spec import ModelSpec, StudySpec, TableSpec
 from schemas.contract import Column, Contract
 from tillit.errors import UsageError
 
-__all__ = ["ModelPlan", "StudyPlan", "TablePlan", "column_domain", "feature_names", "plan_study"]
+__all__ = ["EVALUATION_BINS", "EvaluationPlan", "ModelPlan", "StudyPlan", "TablePlan", "column_domain",
+           "feature_names", "plan_study"]
 
 _MAX_DOMAIN = 200
 _MAX_CELLS = 100_000
@@ -46,6 +47,21 @@ class TablePlan:
     noise_scale: float
 
 
+#: score bins of the private evaluation histograms
+EVALUATION_BINS = 20
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """Noisy score histograms (per class) and the Fisher information at the final parameters."""
+
+    bins: int
+    histogram_sensitivity: float
+    histogram_noise_scale: float
+    fisher_sensitivity: float
+    fisher_noise_scale: float
+
+
 @dataclass(frozen=True)
 class ModelPlan:
     features: tuple[str, ...]
@@ -54,6 +70,7 @@ class ModelPlan:
     noise_scale: float
     count_noise_scale: float
     steps: int
+    evaluation: EvaluationPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,12 @@ def plan_study(spec: StudySpec, contract: Contract) -> StudyPlan:
         mechanism = {"mechanism": "gaussian", "noise_multiplier": model.noise_multiplier,
                      "noise_scale": model.noise_scale, "clipping_norm": spec.model.clipping_norm,
                      "steps": model.steps, "count_noise_scale": model.count_noise_scale}
+        if model.evaluation is not None:
+            e = model.evaluation
+            rho += (gaussian_rho(e.histogram_sensitivity, e.histogram_noise_scale)
+                    + gaussian_rho(e.fisher_sensitivity, e.fisher_noise_scale))
+            mechanism["evaluation"] = {"bins": e.bins, "histogram_noise_scale": e.histogram_noise_scale,
+                                       "fisher_noise_scale": e.fisher_noise_scale}
         table = None
     loss = PrivacyLoss.from_rho(rho)
     return StudyPlan(spec=spec, loss=loss, epsilon=epsilon(float(loss.rho), spec.privacy.delta),
@@ -177,8 +200,23 @@ def _plan_model(model: ModelSpec, contract: Contract, rho: float) -> ModelPlan:
     if len(classes) < 2:
         raise UsageError("a model needs at least two outcome classes")
     count_rho = model.count_share * rho
-    step_rho = (rho - count_rho) / model.steps
+    evaluation = None
+    evaluation_rho = 0.0
+    if model.evaluate:
+        if len(classes) != 2:
+            raise UsageError("private evaluation is available for binary outcomes; name the positive values")
+        evaluation_rho = model.evaluation_share * rho
+        rows = float(contract.max_rows_per_resident)
+        # a resident's rows may all fall in one bin; each row's x x^T w has Frobenius norm <= |x|^2 / 4,
+        # and every encoded feature lies in [0, 1], so |x|^2 <= the number of features
+        histogram_sensitivity, fisher_sensitivity = rows, rows * len(features) / 4.0
+        half = evaluation_rho / 2.0
+        evaluation = EvaluationPlan(bins=EVALUATION_BINS, histogram_sensitivity=histogram_sensitivity,
+                                    histogram_noise_scale=histogram_sensitivity / math.sqrt(2.0 * half),
+                                    fisher_sensitivity=fisher_sensitivity,
+                                    fisher_noise_scale=fisher_sensitivity / math.sqrt(2.0 * half))
+    step_rho = (rho - count_rho - evaluation_rho) / model.steps
     multiplier = 1.0 / math.sqrt(2.0 * step_rho)
     return ModelPlan(features=features, classes=classes, noise_multiplier=multiplier,
                      noise_scale=multiplier * model.clipping_norm,
-                     count_noise_scale=1.0 / math.sqrt(2.0 * count_rho), steps=model.steps)
+                     count_noise_scale=1.0 / math.sqrt(2.0 * count_rho), steps=model.steps, evaluation=evaluation)

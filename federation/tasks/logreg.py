@@ -107,3 +107,15 @@ def local_training(design: Design, params: np.ndarray, spec: ModelSpec, plan: Mo
         noisy_sum = gaussian_release(exact, plan.noise_scale)
         params = params - spec.learning_rate * noisy_sum / denominator
     return params
+
+
+def evaluation_statistics(design: Design, params: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact score histograms (row 0: outcome 0, row 1: outcome 1) and the Fisher information
+    sum_rows p(1-p) x x^T at ``params``, for a binary model. The caller adds the noise."""
+    p = predict_proba(params, design.x)[:, 1]
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    histogram = np.zeros((2, bins))
+    np.add.at(histogram, (design.y, which), 1.0)
+    weighted = design.x * (p * (1 - p))[:, None]
+    fisher: np.ndarray = weighted.T @ design.x
+    return histogram, fisher

@@ -151,3 +151,23 @@ def test_unsigned_altered_or_foreign_specs_are_refused_before_any_charge(
         assert refused.value.reason_code == 4303 and DATASET in refused.value.message
     assert agent.ledger.charges() == []
     agent.prepare(signed)   # the untouched signed spec is accepted
+
+
+def test_evaluation_releases_noisy_histograms_and_fisher_once_after_training(
+        tmp_path: Path, municipality: Municipality) -> None:
+    # Prepare: a binary model that asks for private evaluation
+    agent = _agent(tmp_path, municipality)
+    spec = _signed({"study_id": "ev", "task": "dp_logreg", "contract": "health_care", "datasets": [DATASET],
+                    "privacy": {"epsilon": 1.0, "delta": 1e-6},
+                    "model": {"outcome": "service_status", "positive": ["home_care", "intensive"],
+                              "features": ["health_segment"], "rounds": 1, "local_steps": 2, "evaluate": True}})
+    params, _ = agent.train_round(spec, np.zeros((1, 2)), 1)
+    # Execute
+    histogram, fisher = agent.evaluate(spec, params)
+    # Assert: 2 x 20 bins that add up to about the rows; a 2 x 2 information matrix; once only; one charge
+    rows = len(pd.read_parquet(agent.config.node.data).dropna(subset=["health_segment"]))
+    assert histogram.shape == (2, 20) and fisher.shape == (2, 2)
+    assert abs(histogram.sum() - rows) < 0.05 * rows
+    with pytest.raises(StudyRefused, match="already released"):
+        agent.evaluate(spec, params)
+    assert len(agent.ledger.charges()) == 1

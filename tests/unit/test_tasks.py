@@ -35,3 +35,33 @@ def test_each_residents_gradient_is_clipped_to_the_norm() -> None:
     # Assert: the big resident contributes at most norm 1, so the sum is at most 2
     assert np.linalg.norm(total) <= 2.0 + 1e-9
     assert np.linalg.norm(total) > 1.0
+
+
+def test_private_evaluation_recovers_auc_and_covers_the_coefficients() -> None:
+    # Prepare: a known binary model, exact (noise-free) statistics, as the server would sum them
+    from sklearn.metrics import roc_auc_score
+
+    from federation.privacy import plan_study
+    from federation.results import evaluation_outputs
+    from federation.spec import parse_spec
+    from federation.tasks import Design, evaluation_statistics, predict_proba
+    from schemas import ContractRegistry
+
+    rng = np.random.default_rng(5)   # test data, not privacy noise
+    x = np.column_stack([rng.random(20_000), np.ones(20_000)])
+    truth = np.array([[2.5, -1.0]])
+    y = (rng.random(20_000) < predict_proba(truth, x)[:, 1]).astype(np.int64)
+    design = Design(x=x, y=y, resident=np.arange(20_000), residents=20_000)
+    spec = parse_spec({"study_id": "e", "task": "dp_logreg", "contract": "health_care", "datasets": ["a/health_care"],
+                       "privacy": {"epsilon": 1.0, "delta": 1e-6},
+                       "model": {"outcome": "service_status", "positive": ["intensive"], "features": ["health_segment"],
+                                 "evaluate": True}})
+    plan = plan_study(spec, ContractRegistry().get("health_care"))
+    # Execute
+    histogram, fisher = evaluation_statistics(design, truth, 20)
+    out = evaluation_outputs(spec, plan, truth, histogram, fisher, 20_000.0, 1)
+    # Assert
+    exact_auc = roc_auc_score(y, predict_proba(truth, x)[:, 1])
+    assert abs(out["evaluation"]["auc"] - exact_auc) < 0.01
+    lo, hi = out["coefficient_intervals"]["positive"]["health_segment"]
+    assert lo < 2.5 < hi and hi - lo < 2.0
