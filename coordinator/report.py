@@ -148,8 +148,8 @@ def write_report(result: dict[str, Any], out_dir: Path, title: str,
         auc = evaluation.get("auc")
         calibration = "".join(f"<tr><td>{c['predicted']:.3f}</td><td>{c['observed']:.3f}</td>"
                               f"<td>{c['noisy_rows']:,.0f}</td></tr>" for c in evaluation.get("calibration", []))
-        sections.append(f"<h2>Private evaluation</h2><p>AUC {auc:.3f} (from noisy score histograms; "
-                        f"{html.escape(evaluation['note'])})</p>" if auc is not None else "<h2>Private evaluation</h2>")
+        sections.append(f"<h2>Private evaluation</h2><p>AUC {auc:.3f}, from noisy score histograms "
+                        f"({html.escape(evaluation['note'])}). Calibration, bins well above the noise:</p>" if auc is not None else "<h2>Private evaluation</h2>")
         sections.append("<table><tr><th>predicted</th><th>observed</th><th>noisy rows</th></tr>"
                         f"{calibration}</table>")
     sections.append("<h2>Privacy spent</h2>" + _budget(privacy, balances or []))

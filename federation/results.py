@@ -111,9 +111,12 @@ def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, his
     edges = np.linspace(0, 1, bins + 1)
     roc = [[float(negatives[b:].sum() / n_total), float(positives[b:].sum() / p_total)]
            for b in range(bins)] + [[0.0, 0.0]] if p_total and n_total else []
+    # a bin's observed rate is shown only where its rows clearly outweigh the noise on its two counts
+    assert model.evaluation is not None
+    enough = max(50.0, 5 * model.evaluation.histogram_noise_scale * math.sqrt(2 * nodes))
     calibration = [{"predicted": float((edges[b] + edges[b + 1]) / 2), "observed": float(positives[b] / total),
                     "noisy_rows": float(total)}
-                   for b in range(bins) if (total := positives[b] + negatives[b]) >= 50]
+                   for b in range(bins) if (total := positives[b] + negatives[b]) >= enough]
     symmetric = (fisher + fisher.T) / 2
     values, vectors = np.linalg.eigh(symmetric)
     floor = max(float(values.max()) * 1e-6, 1e-6)
@@ -135,7 +138,7 @@ def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, his
         "evaluation": {
             "auc": auc, "roc": roc, "calibration": calibration, "noisy_positive_rows": float(p_total),
             "noisy_negative_rows": float(n_total), "score_bins": bins,
-            "note": "metrics on the training data from noisy score histograms; intervals are approximate "
+            "note": "AUC and calibration on the training rows; intervals are approximate "
                     "(inverse noisy Fisher information plus the stationary DP-GD noise"
                     + ("" if stable else "; DP part omitted: the step size is too large for the approximation") + ")",
         },

@@ -196,6 +196,8 @@ def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipaliti
                              "epsilon_per_dataset": result["privacy"]["epsilon"], "seconds": result.get("seconds")}
     if "transition_matrices" in result["outputs"]:
         found["transition_mae"] = round(_mae(result, truth), 5)
+    if result["outputs"].get("evaluation", {}).get("auc") is not None:
+        found["auc"] = round(result["outputs"]["evaluation"]["auc"], 4)
     if "odds_ratios" in result["outputs"]:
         found["odds_ratios"] = {k: round(v, 3) for k, v in result["outputs"]["odds_ratios"].items()}
     return found

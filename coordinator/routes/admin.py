@@ -14,6 +14,7 @@ from coordinator.ledger import set_municipality_cap
 from coordinator.models import Principal
 from coordinator.principals import create_principal
 from coordinator.routes._common import ERRORS
+from coordinator.schemas import BalanceOut
 
 router = APIRouter(tags=["admin"], responses=ERRORS)
 
@@ -54,7 +55,7 @@ def list_principals(principal: CurrentPrincipal, coordinator: CoordinatorDep) ->
                  "revoked": p.revoked_at is not None} for p in rows]
 
 
-@router.put("/v1/caps/{municipality}/{period}", name="set_municipality_cap")
+@router.put("/v1/caps/{municipality}/{period}", name="set_municipality_cap", response_model=BalanceOut)
 def put_cap(municipality: str, period: str, body: CapSetting, principal: CurrentPrincipal,
             coordinator: CoordinatorDep) -> dict[str, Any]:
     with coordinator.db.transaction() as session:

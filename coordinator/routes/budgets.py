@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from coordinator.authz import CoordinatorDep, CurrentPrincipal
 from coordinator.ledger import balances, ledger_entries, set_budget
 from coordinator.routes._common import ERRORS
+from coordinator.schemas import BalanceOut, LedgerOut
 from federation.privacy import PrivacyLoss
 
 router = APIRouter(tags=["budgets"], responses=ERRORS)
@@ -23,7 +24,7 @@ class BudgetSetting(BaseModel):
     delta: float = Field(default=1e-6, ge=1e-12, lt=1e-2)
 
 
-@router.put("/v1/budgets/{municipality}/{sector}/{period}", name="set_budget")
+@router.put("/v1/budgets/{municipality}/{sector}/{period}", name="set_budget", response_model=BalanceOut)
 def put_budget(municipality: str, sector: str, period: str, body: BudgetSetting, principal: CurrentPrincipal,
                coordinator: CoordinatorDep) -> dict[str, Any]:
     with coordinator.db.transaction() as session:
@@ -31,14 +32,14 @@ def put_budget(municipality: str, sector: str, period: str, body: BudgetSetting,
                           body.epsilon, body.rho, body.delta).to_json()
 
 
-@router.get("/v1/budgets", name="list_budgets")
+@router.get("/v1/budgets", name="list_budgets", response_model=list[BalanceOut])
 def list_budgets(principal: CurrentPrincipal, coordinator: CoordinatorDep, dataset: str | None = None,
                  period: str | None = None) -> list[dict[str, Any]]:
     with coordinator.db.transaction() as session:
         return [b.to_json() for b in balances(session, dataset, period)]
 
 
-@router.get("/v1/ledger", name="show_ledger")
+@router.get("/v1/ledger", name="show_ledger", response_model=LedgerOut)
 def show_ledger(principal: CurrentPrincipal, coordinator: CoordinatorDep, dataset: str | None = None,
                 period: str | None = None) -> dict[str, Any]:
     with coordinator.db.transaction() as session:

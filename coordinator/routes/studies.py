@@ -11,6 +11,7 @@ from coordinator import runner
 from coordinator.authz import CoordinatorDep, CurrentPrincipal
 from coordinator.models import Study
 from coordinator.routes._common import ERRORS
+from coordinator.schemas import StudyOut
 from coordinator.studies import Decision, StudyDraft, cost_preview, create_study, decide, get_study, study_json
 from federation.templates import TEMPLATES
 
@@ -35,31 +36,31 @@ def post_study(body: StudyDraft, principal: CurrentPrincipal, coordinator: Coord
         return create_study(coordinator, session, principal, body)
 
 
-@router.get("/v1/studies", name="list_studies")
+@router.get("/v1/studies", name="list_studies", response_model=list[StudyOut])
 def list_studies(principal: CurrentPrincipal, coordinator: CoordinatorDep) -> list[dict[str, Any]]:
     with coordinator.db.transaction() as session:
         return [study_json(session, s) for s in session.execute(select(Study).order_by(Study.created_at)).scalars()]
 
 
-@router.get("/v1/studies/{study_id}", name="get_study")
+@router.get("/v1/studies/{study_id}", name="get_study", response_model=StudyOut)
 def get_one(study_id: str, principal: CurrentPrincipal, coordinator: CoordinatorDep) -> dict[str, Any]:
     with coordinator.db.transaction() as session:
         return study_json(session, get_study(session, study_id))
 
 
-@router.post("/v1/studies/{study_id}/approve", name="approve_study")
+@router.post("/v1/studies/{study_id}/approve", name="approve_study", response_model=StudyOut)
 def approve(study_id: str, body: Decision, principal: CurrentPrincipal, coordinator: CoordinatorDep) -> dict[str, Any]:
     with coordinator.db.transaction() as session:
         return decide(coordinator, session, principal, study_id, "approve", body)
 
 
-@router.post("/v1/studies/{study_id}/reject", name="reject_study")
+@router.post("/v1/studies/{study_id}/reject", name="reject_study", response_model=StudyOut)
 def reject(study_id: str, body: Decision, principal: CurrentPrincipal, coordinator: CoordinatorDep) -> dict[str, Any]:
     with coordinator.db.transaction() as session:
         return decide(coordinator, session, principal, study_id, "reject", body)
 
 
-@router.post("/v1/studies/{study_id}/run", name="run_study", status_code=202)
+@router.post("/v1/studies/{study_id}/run", name="run_study", status_code=202, response_model=StudyOut)
 def run(study_id: str, principal: CurrentPrincipal, coordinator: CoordinatorDep) -> dict[str, Any]:
     return runner.launch(coordinator, principal, study_id)
 
