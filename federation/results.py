@@ -108,13 +108,16 @@ def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, his
     above = np.concatenate([np.cumsum(positives[::-1])[::-1][1:], [0.0]])       # positives in higher bins
     p_total, n_total = positives.sum(), negatives.sum()
     auc = float((negatives * (above + 0.5 * positives)).sum() / (p_total * n_total)) if p_total and n_total else None
-    edges = np.linspace(0, 1, bins + 1)
+    from federation.tasks.logreg import LOGIT_RANGE
+
+    logit_edges = np.linspace(*LOGIT_RANGE, bins + 1)
+    centres = 1.0 / (1.0 + np.exp(-(logit_edges[:-1] + logit_edges[1:]) / 2))
     roc = [[float(negatives[b:].sum() / n_total), float(positives[b:].sum() / p_total)]
            for b in range(bins)] + [[0.0, 0.0]] if p_total and n_total else []
     # a bin's observed rate is shown only where its rows clearly outweigh the noise on its two counts
     assert model.evaluation is not None
     enough = max(50.0, 5 * model.evaluation.histogram_noise_scale * math.sqrt(2 * nodes))
-    calibration = [{"predicted": float((edges[b] + edges[b + 1]) / 2), "observed": float(positives[b] / total),
+    calibration = [{"predicted": float(centres[b]), "observed": float(positives[b] / total),
                     "noisy_rows": float(total)}
                    for b in range(bins) if (total := positives[b] + negatives[b]) >= enough]
     symmetric = (fisher + fisher.T) / 2

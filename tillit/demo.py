@@ -64,7 +64,7 @@ def _studies(municipalities: tuple[str, ...], residents: int) -> list[dict[str, 
          "params": {"contract": "health_care", "municipalities": list(municipalities), "epsilon": STUDY_EPSILON,
                     "outcome": "service_status", "positive": ["home_care", "intensive"],
                     "features": ["health_segment", "hospital_days", "specialist_visits", "primary_care_visits"],
-                    "rounds": 6, "local_steps": 10}},
+                    "rounds": 4, "local_steps": 25, "learning_rate": 3.0}},
     ]
 
 

@@ -48,7 +48,7 @@ class TablePlan:
 
 
 #: score bins of the private evaluation histograms
-EVALUATION_BINS = 20
+EVALUATION_BINS = 50
 
 
 @dataclass(frozen=True)

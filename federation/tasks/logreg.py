@@ -109,11 +109,18 @@ def local_training(design: Design, params: np.ndarray, spec: ModelSpec, plan: Mo
     return params
 
 
+#: score histograms bin the logit, not the probability: rare outcomes put nearly every row below p = 0.05
+LOGIT_RANGE = (-10.0, 10.0)
+
+
 def evaluation_statistics(design: Design, params: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact score histograms (row 0: outcome 0, row 1: outcome 1) and the Fisher information
-    sum_rows p(1-p) x x^T at ``params``, for a binary model. The caller adds the noise."""
-    p = predict_proba(params, design.x)[:, 1]
-    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    """Exact score histograms (row 0: outcome 0, row 1: outcome 1) over equal-width logit bins on
+    :data:`LOGIT_RANGE`, and the Fisher information sum_rows p(1-p) x x^T at ``params``, for a
+    binary model. The caller adds the noise."""
+    logit = design.x @ params[0]
+    p = 1.0 / (1.0 + np.exp(-logit))
+    low, high = LOGIT_RANGE
+    which = np.clip(((logit - low) / (high - low) * bins).astype(np.int64), 0, bins - 1)
     histogram = np.zeros((2, bins))
     np.add.at(histogram, (design.y, which), 1.0)
     weighted = design.x * (p * (1 - p))[:, None]

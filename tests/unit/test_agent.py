@@ -164,9 +164,9 @@ def test_evaluation_releases_noisy_histograms_and_fisher_once_after_training(
     params, _ = agent.train_round(spec, np.zeros((1, 2)), 1)
     # Execute
     histogram, fisher = agent.evaluate(spec, params)
-    # Assert: 2 x 20 bins that add up to about the rows; a 2 x 2 information matrix; once only; one charge
+    # Assert: 2 x 50 bins that add up to about the rows; a 2 x 2 information matrix; once only; one charge
     rows = len(pd.read_parquet(agent.config.node.data).dropna(subset=["health_segment"]))
-    assert histogram.shape == (2, 20) and fisher.shape == (2, 2)
+    assert histogram.shape == (2, 50) and fisher.shape == (2, 2)
     assert abs(histogram.sum() - rows) < 0.05 * rows
     with pytest.raises(StudyRefused, match="already released"):
         agent.evaluate(spec, params)

@@ -58,10 +58,11 @@ def test_private_evaluation_recovers_auc_and_covers_the_coefficients() -> None:
                                  "evaluate": True}})
     plan = plan_study(spec, ContractRegistry().get("health_care"))
     # Execute
-    histogram, fisher = evaluation_statistics(design, truth, 20)
+    histogram, fisher = evaluation_statistics(design, truth, 50)
     out = evaluation_outputs(spec, plan, truth, histogram, fisher, 20_000.0, 1)
     # Assert
     exact_auc = roc_auc_score(y, predict_proba(truth, x)[:, 1])
     assert abs(out["evaluation"]["auc"] - exact_auc) < 0.01
+    assert all(abs(c["observed"] - c["predicted"]) < 0.1 for c in out["evaluation"]["calibration"])
     lo, hi = out["coefficient_intervals"]["positive"]["health_segment"]
     assert lo < 2.5 < hi and hi - lo < 2.0
