@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
+from coordinator.models import Study
 from coordinator.principals import Identity, Role, authenticate
 from coordinator.state import Coordinator
 from federation.spec import StudySpec
@@ -87,13 +89,11 @@ def authorize(request: Request, coordinator: CoordinatorDep,
     return identity
 
 
-def _scoped_datasets(request: Request, session: object, scope: Scope) -> set[str] | None:
+def _scoped_datasets(request: Request, session: Session, scope: Scope) -> set[str] | None:
     params = request.path_params
     if scope == "dataset_path":
         return {f"{params['municipality']}/{params['sector']}"}
-    from coordinator.models import Study
-
-    study = session.get(Study, params["study_id"])  # type: ignore[attr-defined]
+    study = session.get(Study, params["study_id"])
     if study is None:
         return None            # the route answers 404
     return set(StudySpec.model_validate_json(study.spec).datasets)

@@ -56,13 +56,10 @@ class Dataset(Base):
     verdict_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
-class Budget(Base):
-    """One setting of a dataset's budget for a data period; the latest row is in force."""
-
-    __tablename__ = "budgets"
+class _Cap:
+    """A cap as set by someone for a data period; the latest row for a (subject, period) is in force."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset: Mapped[str] = mapped_column(String(96))
     period: Mapped[str] = mapped_column(String(32))
     cap_units: Mapped[int] = mapped_column(BigInteger)
     delta: Mapped[float] = mapped_column(Float)
@@ -70,18 +67,20 @@ class Budget(Base):
     set_at: Mapped[str] = mapped_column(String(40))
 
 
-class MunicipalityCap(Base):
+class Budget(_Cap, Base):
+    """A dataset's budget for a data period."""
+
+    __tablename__ = "budgets"
+
+    dataset: Mapped[str] = mapped_column(String(96))
+
+
+class MunicipalityCap(_Cap, Base):
     """An optional cap on the sum of charges over all of a municipality's datasets (per resident)."""
 
     __tablename__ = "municipality_caps"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     municipality: Mapped[str] = mapped_column(String(48))
-    period: Mapped[str] = mapped_column(String(32))
-    cap_units: Mapped[int] = mapped_column(BigInteger)
-    delta: Mapped[float] = mapped_column(Float)
-    set_by: Mapped[str] = mapped_column(String(64))
-    set_at: Mapped[str] = mapped_column(String(40))
 
 
 class LedgerEntry(Base):

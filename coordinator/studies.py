@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coordinator import audit
-from coordinator.budget import Balance
 from coordinator.clock import now
 from coordinator.ledger import balance, charge, municipality_balance
 from coordinator.models import Approval, Dataset, Study
@@ -190,8 +189,3 @@ def study_json(session: Session, study: Study) -> dict[str, Any]:
         "error": json.loads(study.error) if study.error else None,
     }
 
-
-def balances_for(session: Session, study: Study) -> list[Balance]:
-    spec = approved_spec(study)
-    found = [balance(session, d, study.period) for d in spec.datasets]
-    return [b for b in found if b is not None]

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["matrix_intervals", "project"]
+__all__ = ["Z95", "matrix_intervals", "project"]
 
-_Z = 1.959964  # two-sided 95 %
+#: the normal quantile of two-sided 95 % intervals
+Z95 = 1.959964
 
 
 def matrix_intervals(counts: np.ndarray, noise_sd: float) -> dict[str, list[list[float]]]:
@@ -33,7 +34,7 @@ def matrix_intervals(counts: np.ndarray, noise_sd: float) -> dict[str, list[list
     noise = noise_sd**2 * (1 - 2 * p + k * p**2) / safe**2
     se = np.where(n > 0, np.sqrt(sampling + noise), 0.5)
     return {"probabilities": p.tolist(), "standard_errors": se.tolist(),
-            "lower": np.clip(p - _Z * se, 0, 1).tolist(), "upper": np.clip(p + _Z * se, 0, 1).tolist(),
+            "lower": np.clip(p - Z95 * se, 0, 1).tolist(), "upper": np.clip(p + Z95 * se, 0, 1).tolist(),
             "row_counts": n[:, 0].tolist()}
 
 
@@ -77,8 +78,8 @@ def project(counts: dict[str, np.ndarray], noise_sd: float, horizon: int, first_
 
     def table(values: np.ndarray, errors: np.ndarray, width: int, scale: float = 1.0) -> dict[str, Any]:
         shaped, err = values.reshape(horizon + 1, width) * scale, errors.reshape(horizon + 1, width) * scale
-        return {"estimate": shaped.tolist(), "lower": np.clip(shaped - _Z * err, 0, None).tolist(),
-                "upper": (shaped + _Z * err).tolist()}
+        return {"estimate": shaped.tolist(), "lower": np.clip(shaped - Z95 * err, 0, None).tolist(),
+                "upper": (shaped + Z95 * err).tolist()}
 
     scale = float(population) if population else 1000.0
     return {

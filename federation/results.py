@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from federation.planning import matrix_intervals, project
+from federation.planning import Z95, matrix_intervals, project
 from federation.privacy import StudyPlan
 from federation.spec import StudySpec
-
-_Z95 = 1.959964
 
 __all__ = ["evaluation_outputs", "model_outputs", "table_outputs", "write_result"]
 
@@ -133,7 +131,7 @@ def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, his
     errors = np.sqrt(np.clip(np.diag(sampling + dp_part), 0, None))
     values_ = params[0]
     cls = model.classes[1]
-    intervals = {cls: {f: [float(v - _Z95 * e), float(v + _Z95 * e)] for f, v, e in zip(model.features, values_, errors)}}
+    intervals = {cls: {f: [float(v - Z95 * e), float(v + Z95 * e)] for f, v, e in zip(model.features, values_, errors)}}
     return {
         "standard_errors": {cls: dict(zip(model.features, map(float, errors)))},
         "coefficient_intervals": intervals,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coordinator.client import CoordinatorClient
 from tillit.errors import StudyRefused, TillitError, UsageError
+
+if TYPE_CHECKING:
+    from nodes.config import NodeConfig
 
 
 def serve(options: dict[str, Any]) -> int:
@@ -52,25 +55,33 @@ def principal_list(client: CoordinatorClient) -> int:
     return 0
 
 
-def node_enroll(client: CoordinatorClient, config_path: Path) -> int:
+def enroll(client: CoordinatorClient, config: NodeConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Enroll the node's dataset and SuperNode key; report its latest validation verdict (counts only)."""
     from nodes.agent import NodeAgent
-    from nodes.config import load_node_config
 
-    config = load_node_config(config_path)
     key = config.key_dir / "supernode.pub"
     if not key.exists():
-        raise UsageError(f"{key} is missing; run 'tillit node init --config {config_path}' first")
-    agent = NodeAgent(config)
-    enrolled = client.post("/v1/nodes", {"dataset": config.node.dataset, "contract": agent.contract.name,
-                                         "public_key": key.read_text().strip()})
+        raise UsageError(f"{key} is missing; run 'tillit node init --config {config.source}' first")
+    enrolled: dict[str, Any] = client.post("/v1/nodes", {"dataset": config.node.dataset,
+                                                         "contract": NodeAgent(config).contract.name,
+                                                         "public_key": key.read_text().strip()})
+    if not config.validation_path.exists():
+        return enrolled, None
+    report = json.loads(config.validation_path.read_text())
+    summary = report["summary"]
+    verdict = {"verdict": report["verdict"], "rows": report["data"]["rows"], "checks": summary["checks"],
+               "failed_checks": summary["failed"], "warnings": summary.get("warnings", 0),
+               "contract_version": report["contract"]["version"], "sha256": report["data"]["sha256"]}
+    client.put(f"/v1/datasets/{config.node.dataset}/validation", verdict)
+    return enrolled, verdict
+
+
+def node_enroll(client: CoordinatorClient, config_path: Path) -> int:
+    from nodes.config import load_node_config
+
+    enrolled, verdict = enroll(client, load_node_config(config_path))
     print(f"enrolled {enrolled['dataset']} ({enrolled['contract']})")
-    if config.validation_path.exists():
-        report = json.loads(config.validation_path.read_text())
-        summary = report["summary"]
-        verdict = {"verdict": report["verdict"], "rows": report["data"]["rows"], "checks": summary["checks"],
-                   "failed_checks": summary["failed"], "warnings": summary.get("warnings", 0),
-                   "contract_version": report["contract"]["version"], "sha256": report["data"]["sha256"]}
-        client.put(f"/v1/datasets/{config.node.dataset}/validation", verdict)
+    if verdict is not None:
         print(f"reported validation verdict {verdict['verdict']} ({verdict['rows']:,} rows, counts only)")
     return 0
 
@@ -201,22 +212,28 @@ def _status_line(study: dict[str, Any]) -> str:
     return f"study {study['id']}: {study['status']}{where}{failure}"
 
 
+def wait_for_study(client: CoordinatorClient, study_id: str, timeout: float, indent: str = "") -> dict[str, Any]:
+    """Follow a launched study, printing each change of status or progress, until it is no longer running."""
+    deadline, last = time.monotonic() + timeout, ""
+    while True:
+        study: dict[str, Any] = client.get(f"/v1/studies/{study_id}")
+        line = _status_line(study)
+        if line != last:
+            print(indent + line, flush=True)
+            last = line
+        if study["status"] not in ("approved", "launching", "running"):
+            return study
+        if time.monotonic() > deadline:
+            raise TillitError(f"study {study_id} still running after {timeout:.0f} s; see 'tillit study status'")
+        time.sleep(1.0)
+
+
 def study_run(client: CoordinatorClient, study_id: str, wait: bool, timeout: float) -> int:
     study = client.post(f"/v1/studies/{study_id}/run")
     print(f"study {study_id} launched as run {study['run_id']}", flush=True)
     if not wait:
         return 0
-    deadline = time.monotonic() + timeout
-    last = ""
-    while study["status"] == "running":
-        if time.monotonic() > deadline:
-            raise TillitError(f"study {study_id} still running after {timeout:.0f} s; see 'tillit study status'")
-        time.sleep(1.0)
-        study = client.get(f"/v1/studies/{study_id}")
-        line = _status_line(study)
-        if line != last:
-            print(line, flush=True)
-            last = line
+    study = wait_for_study(client, study_id, timeout)
     if study["status"] != "released":
         raise StudyRefused(_status_line(study))
     return 0

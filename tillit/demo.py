@@ -24,7 +24,8 @@ from coordinator.report import write_report
 from federation.local import LocalFederation, NodeSetup
 from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
 from federation.signing import make_signing_key
-from tillit.errors import StudyRefused, TillitError
+from tillit.coordinator_commands import enroll, wait_for_study
+from tillit.errors import StudyRefused
 
 __all__ = ["run_demo"]
 
@@ -71,22 +72,6 @@ def _studies(municipalities: tuple[str, ...], residents: int) -> list[dict[str, 
 def _mae(result: dict[str, Any], truth: dict[str, Any]) -> float:
     found, expected = result["outputs"]["transition_matrices"], truth["health"]["transition_matrices"]
     return float(np.mean([np.abs(np.array(found[k]) - np.array(expected[k])).mean() for k in expected]))
-
-
-def _wait(client: CoordinatorClient, study_id: str, timeout: float = 3600) -> dict[str, Any]:
-    deadline, last = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        study: dict[str, Any] = client.get(f"/v1/studies/{study_id}")
-        progress = study.get("progress") or {}
-        line = f"    {study_id}: {study['status']}" + (
-            f" ({progress['phase']} {progress['done']}/{progress['total']})" if progress else "")
-        if line != last:
-            print(line, flush=True)
-            last = line
-        if study["status"] not in ("approved", "launching", "running"):
-            return study
-        time.sleep(1.0)
-    raise TillitError(f"study {study_id} did not finish within {timeout:.0f} s")
 
 
 def run_demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int,
@@ -156,19 +141,12 @@ def _setup(admin: CoordinatorClient, fed: LocalFederation, municipalities: tuple
         node_token = admin.post("/v1/principals", {"name": f"node-{municipality}-health", "role": "node",
                                                    "datasets": [dataset]})["token"]
         config = fed.node_configs[dataset]
-        agent = NodeAgent(config)
-        agent.ensure_valid()
-        node = CoordinatorClient(admin.url, node_token)
-        node.post("/v1/nodes", {"dataset": dataset, "contract": "health_care",
-                                "public_key": (config.key_dir / "supernode.pub").read_text().strip()})
-        report = json.loads(config.validation_path.read_text())
-        node.put(f"/v1/datasets/{dataset}/validation", {
-            "verdict": report["verdict"], "rows": report["data"]["rows"], "checks": report["summary"]["checks"],
-            "failed_checks": report["summary"]["failed"], "warnings": report["summary"].get("warnings", 0),
-            "contract_version": report["contract"]["version"], "sha256": report["data"]["sha256"]})
+        NodeAgent(config).ensure_valid()     # so that the node has a verdict to report
+        _, verdict = enroll(CoordinatorClient(admin.url, node_token), config)
+        assert verdict is not None
         CoordinatorClient(admin.url, tokens[officer]).put(f"/v1/budgets/{dataset}/{PERIOD}",
                                                           {"epsilon": BUDGET_EPSILON, "delta": 1e-6})
-        print(f"    {dataset}: enrolled, extract {report['verdict']}, budget ε={BUDGET_EPSILON} for {PERIOD}",
+        print(f"    {dataset}: enrolled, extract {verdict['verdict']}, budget ε={BUDGET_EPSILON} for {PERIOD}",
               flush=True)
     return tokens
 
@@ -185,7 +163,7 @@ def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipaliti
                                {"reason": "purpose, legal basis and cost fit the planning mandate"})
     print(f"    approved by {len(municipalities)} privacy officer(s): {decided['status']}", flush=True)
     analyst.post(f"/v1/studies/{draft['id']}/run")
-    study = _wait(analyst, draft["id"])
+    study = wait_for_study(analyst, draft["id"], timeout=3600, indent="    ")
     if study["status"] != "released":
         raise StudyRefused(f"study {draft['id']} {study['status']}: {(study.get('error') or {}).get('detail', '')}")
     result = analyst.get(f"/v1/studies/{draft['id']}/results")
