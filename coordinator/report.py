@@ -121,7 +121,9 @@ def write_report(result: dict[str, Any], out_dir: Path, title: str,
         _write_csv(out_dir / "transitions.csv", ["service", "from", "to", "probability", "lower95", "upper95"], rows)
         maps = "".join(_heatmap(f"service status: {group}", m, states)
                        for group, m in outputs["transition_matrices"].items())
-        sections.append(f"<h2>Transition probabilities between segments</h2><div class='grid'>{maps}</div>")
+        estimator = outputs.get("estimator")
+        how = f"<p class='note'>Estimated by {html.escape(estimator)}.</p>" if estimator else ""
+        sections.append(f"<h2>Transition probabilities between segments</h2><div class='grid'>{maps}</div>{how}")
         projection = outputs.get("projection")
         if projection:
             demand = projection["service_demand"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from federation.planning import Z95, matrix_intervals, project
+from federation.planning import Z95, matrix_intervals, ordinal_shrinkage_intervals, project
 from federation.privacy import StudyPlan
 from federation.spec import StudySpec
 
@@ -52,14 +52,23 @@ def _transition_counts(spec: StudySpec, plan: StudyPlan, total: np.ndarray) -> t
     return states, matrices
 
 
+_ESTIMATORS = {
+    "ordinal_shrinkage": "empirical Bayes: each row is a mix of its own noisy counts and the moves up and down the "
+                         "segments pooled over all rows, weighted by how much data the row has against the noise",
+    "raw": "each row's noisy counts, negatives set to zero, divided by the row's total",
+}
+
+
 def _transition_outputs(spec: StudySpec, plan: StudyPlan, total: np.ndarray, noise_sd: float) -> dict[str, Any]:
     """Row-normalised matrices (negatives clipped) with 95 % intervals, and the projection ahead."""
     assert spec.table is not None and spec.table.transitions is not None
     transitions = spec.table.transitions
     states, counts = _transition_counts(spec, plan, total)
-    intervals = {group: matrix_intervals(matrix, noise_sd) for group, matrix in counts.items()}
+    estimate = ordinal_shrinkage_intervals if transitions.estimator == "ordinal_shrinkage" else matrix_intervals
+    intervals = {group: estimate(matrix, noise_sd) for group, matrix in counts.items()}
     return {
         "states": states,
+        "estimator": _ESTIMATORS[transitions.estimator],
         "transition_matrices": {group: found["probabilities"] for group, found in intervals.items()},
         "transition_intervals": intervals,
         "projection": project(counts, noise_sd, transitions.horizon_years, None, transitions.population),

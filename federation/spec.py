@@ -37,6 +37,9 @@ class TransitionSpec(BaseModel):
     horizon_years: int = Field(default=10, ge=1, le=30)
     #: scale projected service demand to this many residents (else per 1,000 residents)
     population: int | None = Field(default=None, ge=1, le=100_000_000)
+    #: server-side estimator of the matrices: "ordinal_shrinkage" (rows borrow strength from the
+    #: pooled pattern of moves up and down an ordinal state) or "raw" (each row on its own counts)
+    estimator: Literal["ordinal_shrinkage", "raw"] = "ordinal_shrinkage"
 
 
 class TableSpec(BaseModel):

@@ -39,6 +39,7 @@ class TransitionParams(_Common):
     by: str | None = "service_status"
     horizon_years: int = Field(default=10, ge=1, le=30)
     population: int | None = Field(default=None, ge=1, le=100_000_000)
+    estimator: Literal["ordinal_shrinkage", "raw"] = "ordinal_shrinkage"
 
 
 class TableParams(_Common):
@@ -78,7 +79,8 @@ def _transitions(p: TransitionParams, contract: Contract) -> tuple[_Task, TableS
     _columns(contract, [p.time, p.state, *([p.by] if p.by else [])])
     return "dp_table", TableSpec(transitions=TransitionSpec(time=p.time, state=p.state, by=p.by,
                                                             horizon_years=p.horizon_years,
-                                                            population=p.population)), None
+                                                            population=p.population,
+                                                            estimator=p.estimator)), None
 
 
 def _table(p: TableParams, contract: Contract) -> tuple[_Task, TableSpec | None, ModelSpec | None]:

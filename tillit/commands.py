@@ -119,6 +119,8 @@ def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) 
     for study_id, found in summary["studies"].items():
         extra = (f"; transition probabilities vs truth: MAE {found['transition_mae']:.4f}"
                  if "transition_mae" in found else "")
+        if "transition_mae_row_by_row" in found:
+            extra += f" (each row on its own counts: {found['transition_mae_row_by_row']:.4f})"
         extra += f"; private AUC {found['auc']:.3f}" if "auc" in found else ""
         print(f"  {study_id}: ε={found['epsilon_per_dataset']:.3g} per dataset{extra}\n    report: {found['report']}")
     for balance in summary["ledger"]["balances"]:

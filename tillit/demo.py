@@ -69,8 +69,8 @@ def _studies(municipalities: tuple[str, ...], residents: int) -> list[dict[str, 
     ]
 
 
-def _mae(result: dict[str, Any], truth: dict[str, Any]) -> float:
-    found, expected = result["outputs"]["transition_matrices"], truth["health"]["transition_matrices"]
+def _mae(found: dict[str, Any], truth: dict[str, Any]) -> float:
+    expected = truth["health"]["transition_matrices"]
     return float(np.mean([np.abs(np.array(found[k]) - np.array(expected[k])).mean() for k in expected]))
 
 
@@ -173,7 +173,11 @@ def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipaliti
     found: dict[str, Any] = {"report": str(report), "result": str(report.parent / "result.json"),
                              "epsilon_per_dataset": result["privacy"]["epsilon"], "seconds": result.get("seconds")}
     if "transition_matrices" in result["outputs"]:
-        found["transition_mae"] = round(_mae(result, truth), 5)
+        found["transition_mae"] = round(_mae(result["outputs"]["transition_matrices"], truth), 5)
+        unsmoothed = {k: v["unsmoothed_probabilities"] for k, v in result["outputs"]["transition_intervals"].items()
+                      if "unsmoothed_probabilities" in v}
+        if unsmoothed:
+            found["transition_mae_row_by_row"] = round(_mae(unsmoothed, truth), 5)
     if result["outputs"].get("evaluation", {}).get("auc") is not None:
         found["auc"] = round(result["outputs"]["evaluation"]["auc"], 4)
     if "odds_ratios" in result["outputs"]:

@@ -144,6 +144,9 @@ def _plan_table(table: TableSpec, contract: Contract, rho: float) -> TablePlan:
         time_col = _column(contract, t.time, "time column")
         if time_col.type not in ("integer", "date"):
             raise UsageError(f"time column {t.time!r} must be an integer or a date")
+        if t.estimator == "ordinal_shrinkage" and _column(contract, t.state, "state").type != "integer":
+            raise UsageError(f"estimator ordinal_shrinkage needs an ordinal (integer) state; {t.state!r} is not "
+                             "one — use estimator raw")
         names = ([t.by] if t.by else []) + [t.state, t.state]
         domains = [column_domain(_column(contract, n, "table column")) for n in names]
         columns = tuple(([t.by] if t.by else []) + [f"{t.state}_from", f"{t.state}_to"])

@@ -58,8 +58,10 @@ def test_demo_runs_every_phase_and_exits_0(demo: tuple[Path, str, int]) -> None:
 def test_transitions_come_close_to_the_truth_and_budgets_are_charged(demo: tuple[Path, str, int]) -> None:
     root, out, _ = demo
     summary = json.loads((root / "summary.json").read_text())
-    # 12,000 residents at epsilon 1 per dataset; the bound at 300,000 is 0.01 (see benchmarks/README.md)
-    assert summary["studies"]["health-transitions-2024"]["transition_mae"] < 0.06
+    # 0.01 at 300,000 residents; at 12,000 the noise weighs 25 times more per row (measured 0.030-0.036)
+    transitions = summary["studies"]["health-transitions-2024"]
+    assert transitions["transition_mae"] < 0.05
+    assert transitions["transition_mae"] < 0.8 * transitions["transition_mae_row_by_row"]
     assert "transition probabilities vs truth: MAE" in out
     charged = [(e["dataset"], e["study_id"]) for e in summary["ledger"]["entries"]]
     assert sorted(charged) == sorted((f"{m}/health_care", s) for m in MUNICIPALITIES for s in STUDIES)

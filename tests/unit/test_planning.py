@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from federation.planning import matrix_intervals, project
+from federation.planning import matrix_intervals, ordinal_shrinkage_intervals, project
 
 
 def _chain() -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -56,3 +56,68 @@ def test_matrix_intervals_include_dp_noise() -> None:
     assert abs(plain["standard_errors"][0][0] - (0.24 / 100) ** 0.5) < 1e-12
     assert noisy["standard_errors"][0][0] > 1.5 * plain["standard_errors"][0][0]
     assert noisy["probabilities"][1] == [0.5, 0.5] and noisy["standard_errors"][1][0] == 0.5
+
+
+def _banded_chain(rng: np.random.Generator, k: int = 20) -> np.ndarray:
+    """Moves of about one state up, spread 1, each cell perturbed by ±15 % (lognormal), rows normalised."""
+    index = np.arange(k)
+    jump = index[None, :] - index[:, None] - 0.4
+    weights = np.exp(-0.5 * jump**2) * rng.lognormal(0.0, 0.15, size=(k, k))
+    weights[weights < 1e-4] = 0.0
+    matrix: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
+    return matrix
+
+
+def _noisy_counts(rng: np.random.Generator, truth: np.ndarray, residents: np.ndarray, noise_sd: float) -> np.ndarray:
+    counts = np.stack([rng.multinomial(n, row) for n, row in zip(residents, truth)]).astype(float)
+    return counts + rng.normal(0.0, noise_sd, size=counts.shape)   # test data, not privacy noise
+
+
+def test_ordinal_shrinkage_beats_row_by_row_estimates_where_rows_are_thin() -> None:
+    # Prepare: rows from 20,000 moves down to 30 (like a rare service status), noise sd 22 per cell
+    rng = np.random.default_rng(11)
+    truth = _banded_chain(rng)
+    residents = np.geomspace(20_000, 30, 20).astype(int)
+    errors: dict[str, list[float]] = {"raw": [], "shrunk": []}
+    # Execute
+    for _ in range(5):
+        counts = _noisy_counts(rng, truth, residents, 22.0)
+        errors["raw"].append(np.abs(np.array(matrix_intervals(counts, 22.0)["probabilities"]) - truth).mean())
+        errors["shrunk"].append(
+            np.abs(np.array(ordinal_shrinkage_intervals(counts, 22.0)["probabilities"]) - truth).mean())
+    # Assert: well under half the error, and rows remain probability distributions
+    assert np.mean(errors["shrunk"]) < 0.5 * np.mean(errors["raw"])
+    found = np.array(ordinal_shrinkage_intervals(counts, 22.0)["probabilities"])
+    np.testing.assert_allclose(found.sum(axis=1), 1.0, atol=1e-12)
+    assert (found >= 0).all()
+
+
+def test_rows_with_much_data_keep_their_own_estimate() -> None:
+    # Prepare: a first row so large that noise and sampling are negligible against the ±15 % heterogeneity
+    rng = np.random.default_rng(12)
+    truth = _banded_chain(rng)
+    residents = np.full(20, 300)
+    residents[0] = 5_000_000
+    counts = _noisy_counts(rng, truth, residents, 22.0)
+    # Execute
+    out = ordinal_shrinkage_intervals(counts, 22.0)
+    # Assert: the big row's own data dominates every cell it reaches; thin rows lean on the pooled pattern
+    own = np.array(out["own_data_weight"])
+    assert (own[0][truth[0] > 0.01] > 0.95).all()
+    assert own[10][truth[10] > 0.01].mean() < 0.5
+    np.testing.assert_allclose(out["probabilities"][0], out["unsmoothed_probabilities"][0], atol=2e-3)
+
+
+def test_ordinal_shrinkage_intervals_cover_the_truth() -> None:
+    # Prepare
+    rng = np.random.default_rng(13)
+    truth = _banded_chain(rng)
+    residents = np.geomspace(20_000, 30, 20).astype(int)
+    covered: list[float] = []
+    # Execute
+    for _ in range(20):
+        out = ordinal_shrinkage_intervals(_noisy_counts(rng, truth, residents, 22.0), 22.0)
+        inside = (np.array(out["lower"]) - 1e-12 <= truth) & (truth <= np.array(out["upper"]) + 1e-12)
+        covered.append(inside[truth > 0.02].mean())
+    # Assert: near the nominal 95 % on every cell that matters (the shrinkage bias costs a little)
+    assert np.mean(covered) > 0.85

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from federation.privacy import plan_study
 from federation.templates import build_spec
 from schemas import ContractRegistry
 from tillit.errors import UsageError
@@ -42,3 +43,18 @@ def test_unknown_templates_and_parameters_are_named(registry: ContractRegistry) 
         build_spec("forecast", "x-1", "2024", {}, registry)
     with pytest.raises(UsageError, match="municipalities"):
         build_spec("health_transitions", "x-2", "2024", {"epsilon": 1.0}, registry)
+
+
+def test_ordinal_shrinkage_needs_an_ordinal_state(registry: ContractRegistry) -> None:
+    # Prepare: service status is a category, so its moves have no "up" and "down" to pool
+    contract = registry.get("health_care")
+    params = {"municipalities": ["espoo"], "state": "service_status", "by": None}
+    shrunk = build_spec("health_transitions", "t-2", "2024", params, registry)
+    raw = build_spec("health_transitions", "t-3", "2024", {**params, "estimator": "raw"}, registry)
+    # Execute / Assert: the default is refused with the way out named; the row-by-row estimator plans
+    with pytest.raises(UsageError, match="ordinal .* use estimator raw"):
+        plan_study(shrunk, contract)
+    assert plan_study(raw, contract).table is not None
+    default = build_spec("health_transitions", "t-4", "2024", {"municipalities": ["espoo"]}, registry)
+    assert default.table is not None and default.table.transitions is not None
+    assert default.table.transitions.estimator == "ordinal_shrinkage"
