@@ -1,9 +1,11 @@
 """`tillit demo`: the whole platform on this machine, end to end, as real processes.
 
-synth → every silo checks its extract → a coordinator, a SuperLink and one SuperNode per silo a
-study uses → the admin adds principals, nodes enroll, privacy officers set budgets → an analyst
-drafts the studies → officers approve (which charges and signs) → runs → results, reports and the
-register → a summary against the generator's truth. Every process started is stopped by PID.
+synth → a coordinator, a SuperLink and one SuperNode per silo (every sector of every municipality)
+→ each node checks its own extract against its contract → the admin adds principals, nodes enroll
+with their verdicts, privacy officers set budgets → an analyst drafts the studies → officers approve
+(which charges and signs) → runs → results, reports and the register → a summary against the
+generator's truth. Nodes whose silo no study uses answer "not part of this study" and are never
+charged. Every process started is stopped by PID.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from federation.local import LocalFederation, NodeSetup
 from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
 from federation.signing import make_signing_key
 from tillit.coordinator_commands import enroll, wait_for_study
-from tillit.errors import StudyRefused
+from tillit.errors import ContractViolation, StudyRefused
 
 __all__ = ["run_demo"]
 
@@ -74,33 +76,27 @@ def _mae(found: dict[str, Any], truth: dict[str, Any]) -> float:
     return float(np.mean([np.abs(np.array(found[k]) - np.array(expected[k])).mean() for k in expected]))
 
 
-def run_demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int,
-             validate_silos: Any) -> dict[str, Any]:
-    """Run everything; ``validate_silos(out, result)`` is the synth-and-validate step's second half."""
+def run_demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) -> dict[str, Any]:
     from schemas.synth import SynthConfig, synthesize
 
     out = out.resolve()
     clock = _Clock()
     with clock.phase("synth", f"generating {len(municipalities)} municipality(ies) x {residents:,} residents"):
         synthetic = synthesize(SynthConfig(out=out, residents=residents, municipalities=municipalities, seed=seed))
-    with clock.phase("validate", "every silo's node checks its extract against its contract"):
-        validate_silos(out, synthetic)
     truth = json.loads(synthetic.truth_path.read_text())
     runtime = out / "runtime"
     state = runtime / "coordinator"
     key = state / "keys" / "study-signing.key"
     if not key.exists():
         make_signing_key(key)
-    datasets = [f"{m}/health_care" for m in municipalities]
-    fed = LocalFederation(runtime / "federation", [NodeSetup(d, "health_care", out / d.split("/")[0] /
-                                                             "health_care.parquet", epsilon_cap=BUDGET_EPSILON)
-                                                   for d in datasets],
-                          coordinator_key=key.with_suffix(".pub"))
+    silos = [NodeSetup(f"{municipality}/{sector}", sector, path, epsilon_cap=BUDGET_EPSILON)
+             for municipality, files in synthetic.files.items() for sector, path in files.items()]
+    fed = LocalFederation(runtime / "federation", silos, coordinator_key=key.with_suffix(".pub"))
     coordinator: FlowerProcess | None = None
     summary: dict[str, Any] = {"out": str(out), "residents_per_municipality": residents,
                                "municipalities": list(municipalities), "studies": {}}
     try:
-        with clock.phase("startup", f"starting a coordinator, a SuperLink and {len(datasets)} SuperNode(s) "
+        with clock.phase("startup", f"starting a coordinator, a SuperLink and {len(silos)} SuperNodes, one per silo "
                                     "(TLS, node authentication, signed studies)"):
             fed.start()
             port = free_port()
@@ -112,6 +108,8 @@ def run_demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: i
             wait_for_port(port, 120, coordinator.process)
             url = f"http://127.0.0.1:{port}"
             admin = CoordinatorClient(url, (state / "admin.token").read_text().strip())
+        with clock.phase("validate", "every node checks its own extract against its contract (Great Expectations)"):
+            summary["nodes"] = _validate(fed)
         with clock.phase("setup", "admin adds principals; nodes enroll; privacy officers set budgets"):
             tokens = _setup(admin, fed, municipalities)
         for draft in _studies(municipalities, residents):
@@ -129,25 +127,49 @@ def run_demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: i
     return summary
 
 
-def _setup(admin: CoordinatorClient, fed: LocalFederation, municipalities: tuple[str, ...]) -> dict[str, str]:
+def _validate(fed: LocalFederation) -> dict[str, dict[str, Any]]:
+    """Each node validates its extract into its own state (report and Data Docs stay on the node)."""
     from nodes.agent import NodeAgent
 
+    failed, verdicts = [], {}
+    for dataset, config in fed.node_configs.items():
+        started = time.perf_counter()
+        try:
+            NodeAgent(config).ensure_valid()
+        except StudyRefused:
+            failed.append(dataset)
+        report = json.loads(config.validation_path.read_text())
+        summary = report["summary"]
+        verdicts[dataset] = {"verdict": report["verdict"], "rows": report["data"]["rows"], **summary,
+                             "report": str(config.validation_path)}
+        print(f"      {dataset:<32} {report['verdict'].upper():<5} {report['data']['rows']:>10,} rows "
+              f"{summary['checks']:>4} checks {summary.get('warnings', 0):>2} warnings "
+              f"{time.perf_counter() - started:6.2f} s", flush=True)
+    if failed:
+        raise ContractViolation(f"{len(failed)} generated silo(s) break their contract — a generator bug: "
+                                f"{', '.join(failed)}")
+    return verdicts
+
+
+def _setup(admin: CoordinatorClient, fed: LocalFederation, municipalities: tuple[str, ...]) -> dict[str, str]:
     tokens = {"analyst": admin.post("/v1/principals", {"name": "analyst", "role": "analyst"})["token"]}
     for municipality in municipalities:
-        dataset = f"{municipality}/health_care"
+        datasets = [d for d in fed.node_configs if d.split("/")[0] == municipality]
         officer = f"officer-{municipality}"
         tokens[officer] = admin.post("/v1/principals", {"name": officer, "role": "privacy_officer",
-                                                        "datasets": [dataset]})["token"]
-        node_token = admin.post("/v1/principals", {"name": f"node-{municipality}-health", "role": "node",
-                                                   "datasets": [dataset]})["token"]
-        config = fed.node_configs[dataset]
-        NodeAgent(config).ensure_valid()     # so that the node has a verdict to report
-        _, verdict = enroll(CoordinatorClient(admin.url, node_token), config)
-        assert verdict is not None
-        CoordinatorClient(admin.url, tokens[officer]).put(f"/v1/budgets/{dataset}/{PERIOD}",
-                                                          {"epsilon": BUDGET_EPSILON, "delta": 1e-6})
-        print(f"    {dataset}: enrolled, extract {verdict['verdict']}, budget ε={BUDGET_EPSILON} for {PERIOD}",
-              flush=True)
+                                                        "datasets": datasets})["token"]
+        verdicts = []
+        for dataset in datasets:
+            node_token = admin.post("/v1/principals", {"name": f"node-{dataset.replace('/', '-')}", "role": "node",
+                                                       "datasets": [dataset]})["token"]
+            _, verdict = enroll(CoordinatorClient(admin.url, node_token), fed.node_configs[dataset])
+            assert verdict is not None
+            verdicts.append(verdict["verdict"])
+            CoordinatorClient(admin.url, tokens[officer]).put(f"/v1/budgets/{dataset}/{PERIOD}",
+                                                              {"epsilon": BUDGET_EPSILON, "delta": 1e-6})
+        print(f"    {municipality}: {len(datasets)} nodes enrolled (extracts: "
+              f"{', '.join(f'{verdicts.count(v)} {v}' for v in sorted(set(verdicts)))}); "
+              f"budget ε={BUDGET_EPSILON} per dataset for {PERIOD}", flush=True)
     return tokens
 
 

@@ -42,12 +42,15 @@ def test_demo_runs_every_phase_and_exits_0(demo: tuple[Path, str, int]) -> None:
     root, out, code = demo
     assert code == 0
     assert json.loads((root / "truth.json").read_text())["municipalities"] == list(MUNICIPALITIES)
-    for municipality in MUNICIPALITIES:
-        for sector in SECTORS:
-            report = json.loads((root / "validation" / municipality / f"{sector}.json").read_text())
-            assert report["verdict"] in ("pass", "warn")
-            assert f"{municipality:<10} {sector:<20} {report['verdict'].upper()}" in out
     summary = json.loads((root / "summary.json").read_text())
+    # one SuperNode per silo, each validating its own extract into its own state directory
+    assert set(summary["nodes"]) == {f"{m}/{sector}" for m in MUNICIPALITIES for sector in SECTORS}
+    for dataset, node in summary["nodes"].items():
+        report = json.loads(Path(node["report"]).read_text())
+        assert Path(node["report"]).is_relative_to(root / "runtime" / "federation" / "nodes" / dataset.replace("/", "-"))
+        assert report["verdict"] == node["verdict"] and report["verdict"] in ("pass", "warn")
+        assert f"{dataset:<32} {report['verdict'].upper()}" in out
+    assert f"starting a coordinator, a SuperLink and {len(MUNICIPALITIES) * len(SECTORS)} SuperNodes" in out
     assert set(summary["seconds"]) == {"synth", "validate", "startup", "setup", *STUDIES}
     for study in STUDIES:
         result = json.loads((root / "studies" / study / "result.json").read_text())
