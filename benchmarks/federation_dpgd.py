@@ -3,8 +3,9 @@
 For 3 and 5 nodes (one municipality's health-care silo each) it measures:
 - wall time of the federated study vs the same DP-GD (same steps, same noise) on the pooled data
   in one process — the cost of federating;
-- per-round coordination overhead: a round's wall time minus the slowest node's own compute,
-  with Flower's default polling (ServerApp 3 s, SuperExec 1 s) and with Tillit's (0.05 s);
+- per-round coordination overhead: a round's wall time minus one node's own compute, with
+  Flower's stock SuperNode (a ClientApp process per message, 3 s idle poll) and with Tillit's warm
+  nodes (:mod:`nodes.flower_node`), the SuperLink's state on disk or in memory;
 - bytes per round (both directions, all nodes) against the model's size.
 Run:  ``.venv/bin/python -m benchmarks.federation_dpgd [--residents N] [--rounds R]``
 """
@@ -31,6 +32,12 @@ from schemas import ContractRegistry
 from schemas.synth import SynthConfig, synthesize
 
 NAMES = ("espoo", "vantaa", "helsinki", "turku", "oulu")
+#: (label, warm nodes, SuperLink state on disk); all with Tillit's 0.05 s server and SuperExec polling
+CONFIGURATIONS = (
+    ("Flower's stock SuperNode, SuperLink on disk", False, True),
+    ("warm nodes, SuperLink on disk", True, True),
+    ("warm nodes, SuperLink in memory (default)", True, False),
+)
 
 
 def _spec(datasets: list[str], rounds: int) -> dict[str, object]:
@@ -92,15 +99,16 @@ def main() -> None:
             doc = _spec(datasets, args.rounds)
             pooled_s, node_round_s = _pooled_seconds(_designs(root / "data", municipalities, doc), doc)
             runs = {}
-            for label, poll, server_poll in (("Flower defaults", 1.0, 3.0), ("Tillit polling", 0.05, 0.05)):
-                with LocalFederation(root / f"fed-{k}-{poll}", nodes, poll_seconds=poll) as fed:
-                    warm = dict(doc, study_id=f"warm-{k}-{poll}", model={**doc["model"], "rounds": 1})  # type: ignore[dict-item]
-                    (root / "warm.json").write_text(json.dumps(warm))
-                    fed.run(root / "warm.json", server_poll_seconds=server_poll)  # validation + caches
-                    spec_doc = dict(doc, study_id=f"{doc['study_id']}-{poll}")
+            for n, (label, warm_nodes, on_disk) in enumerate(CONFIGURATIONS):
+                with LocalFederation(root / f"fed-{k}-{n}", nodes, warm_nodes=warm_nodes,
+                                     superlink_database=on_disk) as fed:
+                    first = dict(doc, study_id=f"first-{k}-{n}", model={**doc["model"], "rounds": 1})  # type: ignore[dict-item]
+                    (root / "first.json").write_text(json.dumps(first))
+                    fed.run(root / "first.json")  # validation + caches
+                    spec_doc = dict(doc, study_id=f"{doc['study_id']}-{n}")
                     (root / "spec.json").write_text(json.dumps(spec_doc))
                     started = time.perf_counter()
-                    result = fed.run(root / "spec.json", server_poll_seconds=server_poll)
+                    result = fed.run(root / "spec.json")
                     runs[label] = (time.perf_counter() - started, result)
             lines.append(f"{k} nodes x {args.residents:,} residents, {args.rounds} rounds x 5 local steps:")
             lines.append(row("same DP-GD pooled in one process (baseline)", pooled_s))
@@ -110,7 +118,7 @@ def main() -> None:
                 lines.append(row(f"federated, {label} (flwr run to result)", seconds, pooled_s))
                 lines.append(f"      median round {statistics.median(per_round):.2f} s; node compute "
                              f"{node_round_s:.2f} s; coordination overhead {overhead:.2f} s per round")
-            result = runs["Tillit polling"][1]
+            result = runs[CONFIGURATIONS[-1][0]][1]
             model_bytes = 8 * len(result["outputs"]["features"])
             moved = statistics.median(r["bytes_sent"] + r["bytes_received"] for r in result["rounds"])
             lines.append(f"      bytes per round, all nodes both ways: {moved:,.0f} "

@@ -67,6 +67,11 @@ class LocalFederation:
     insecure: bool = False
     poll_seconds: float = 0.05
     timing: bool = False
+    #: nodes keep their ClientApp warm (:mod:`nodes.flower_node`); False runs Flower's stock SuperNode
+    warm_nodes: bool = True
+    #: keep the SuperLink's state in an SQLite file (survives a SuperLink restart; costs ~1 s a round
+    #: here in fsyncs); by default it is in memory, like the short-lived federations of tests and demo
+    superlink_database: bool = False
     processes: list[FlowerProcess] = field(default_factory=list)
     node_configs: dict[str, NodeConfig] = field(default_factory=dict)
 
@@ -101,8 +106,9 @@ class LocalFederation:
         self.flwr_home.mkdir(parents=True, exist_ok=True)
         superlink = f"127.0.0.1:{self.port}"
         command = ["flower-superlink", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--disable-runtime-dependency-installation",
-                   "--database", str(self.workdir / "superlink.db")]
+                   "--disable-runtime-dependency-installation"]
+        if self.superlink_database:
+            command += ["--database", str(self.workdir / "superlink.db")]
         ca = None
         if self.insecure:
             command.append("--insecure")
@@ -126,7 +132,7 @@ class LocalFederation:
                 if not (config.key_dir / "supernode").exists():
                     make_node_keys(config.key_dir, "supernode")
                 self._flwr(["supernode", "register", str(config.key_dir / "supernode.pub"), CONNECTION])
-            node = FlowerProcess.start(name, supernode_command(config, self.timing), self.env,
+            node = FlowerProcess.start(name, supernode_command(config, self.timing, self.warm_nodes), self.env,
                                        self.workdir / "logs" / f"{name}.log", self.workdir)
             self.processes.append(node)
             self.node_configs[setup.dataset] = config

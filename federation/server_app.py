@@ -21,6 +21,7 @@ import numpy as np
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from federation.flower_tuning import shorten_object_pull_backoff
 from federation.privacy import StudyPlan, plan_study
 from federation.protocol import OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_request, read_array
 from federation.results import evaluation_outputs, model_outputs, table_outputs, write_result
@@ -29,6 +30,7 @@ from schemas import ContractRegistry
 from tillit.errors import REFUSAL_CODES
 
 app = ServerApp()
+shorten_object_pull_backoff()
 
 
 class StudyFailed(Exception):

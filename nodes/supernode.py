@@ -1,19 +1,28 @@
-"""The `flower-supernode` command for a node, from its config: TLS and node authentication on."""
+"""The SuperNode command for a node, from its config: TLS and node authentication on.
+
+It runs Flower's ``flower-supernode`` through :mod:`nodes.flower_node`, which keeps the node's
+ClientApp warm in the SuperNode's process instead of starting a process per message.
+"""
 
 from __future__ import annotations
+
+import sys
 
 from nodes.config import NodeConfig
 
 __all__ = ["supernode_command"]
 
 
-def supernode_command(config: NodeConfig, timing: bool = False) -> list[str]:
-    """``timing`` makes the ClientApp log when each message was created, picked up and answered."""
+def supernode_command(config: NodeConfig, timing: bool = False, warm: bool = True) -> list[str]:
+    """``timing`` makes the ClientApp log when each message was created, picked up and answered;
+    ``warm=False`` runs Flower's stock ``flower-supernode`` (a ClientApp process per message), for
+    benchmarks that compare the two."""
     fed = config.federation
     node_config = f"tillit-config='{config.source}'"
     if timing:
         node_config += f" tillit-timing='{config.state_dir / 'timing.jsonl'}'"
-    command = ["flower-supernode", "--superlink", fed.superlink, "--port", str(fed.port),
+    program = [sys.executable, "-m", "nodes.flower_node"] if warm else ["flower-supernode"]
+    command = [*program, "--superlink", fed.superlink, "--port", str(fed.port),
                "--node-config", node_config]
     if fed.insecure:
         command.append("--insecure")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,9 +19,16 @@ _SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def load_contract_file(path: Path) -> Contract:
-    """Read one contract file (YAML or JSON)."""
+    """Read one contract file (YAML or JSON); a file unchanged since it was last read is not parsed again."""
     if not path.is_file():
         raise ContractError(f"contract file {path} does not exist")
+    stat = path.stat()
+    return _parse_file(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_file(path: Path, mtime_ns: int, size: int) -> Contract:
+    del mtime_ns, size   # part of the cache key only
     try:
         text = path.read_text(encoding="utf-8")
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)

@@ -52,8 +52,12 @@ def epsilon(rho: float, delta: float) -> float:
     return _profile_epsilon(rho, delta)
 
 
+@lru_cache(maxsize=256)
 def rho_for_epsilon(target_epsilon: float, delta: float) -> float:
-    """The largest ρ whose OpenDP conversion stays within (ε, δ) — for calibrating noise to a budget."""
+    """The largest ρ whose OpenDP conversion stays within (ε, δ) — for calibrating noise to a budget.
+
+    Pure and deterministic (47 OpenDP conversions), so a warm node computes it once per budget.
+    """
     # The classic bound eps <= rho + 2 sqrt(rho ln(1/delta)) is looser than OpenDP's conversion, so the
     # rho it allows is a lower bracket; a few doublings find the upper one.
     if not (target_epsilon > 0 and 0 < delta < 1):

@@ -129,6 +129,23 @@ def test_marker_values_never_leave_their_node(federation: tuple[LocalFederation,
     assert leaks == []
 
 
+def test_nodes_answer_every_message_from_their_own_warm_process(
+        federation: tuple[LocalFederation, Path, list[int]]) -> None:
+    # Prepare: the studies above sent every node several messages
+    from federation.processes import _descendants
+
+    fed, _, _ = federation
+    _, *nodes = fed.processes
+    # Execute
+    children = {node.name: _descendants(node.pid) for node in nodes}
+    logs = {node.name: (fed.workdir / "logs" / f"{node.name}.log").read_text() for node in nodes}
+    # Assert: no flower-superexec or per-message flwr-clientapp process, and the in-process runner served them
+    assert children == {node.name: [] for node in nodes}
+    for name, log in logs.items():
+        assert "serving ClientApp tasks in-process" in log, name
+        assert log.count("Sending: query message") >= 3, name
+
+
 def test_every_process_is_stopped_by_pid(federation: tuple[LocalFederation, Path, list[int]]) -> None:
     fed, _, pids = federation
     running = fed.all_pids()

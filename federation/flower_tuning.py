@@ -1,0 +1,24 @@
+"""The one place where Tillit adjusts Flower 1.41's timing, for processes that run Flower's code.
+
+Flower moves a message as metadata first and its content objects after; a receiver that asks
+for the objects before they have arrived backs off for 1 s, then 2 s, ... (``pull_objects``'
+``initial_backoff``/``backoff_cap``). On loopback or a LAN the objects follow within milliseconds,
+so the first back-off alone costs most of a round. ``shorten_object_pull_backoff`` makes the
+retries start at 20 ms and cap at 250 ms, in this process only; nothing else in Flower changes.
+Called by the ServerApp (in the SuperLink's ``flwr-serverapp`` process) and by
+:mod:`nodes.flower_node` (in each SuperNode). Pinned to ``flwr==1.41.*``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["shorten_object_pull_backoff"]
+
+
+def shorten_object_pull_backoff(initial: float = 0.02, cap: float = 0.25) -> None:
+    from flwr.supercore.inflatable import inflatable_utils
+
+    for pull in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
+        defaults = pull.__kwdefaults__
+        if defaults is None or "initial_backoff" not in defaults or "backoff_cap" not in defaults:
+            raise RuntimeError(f"flwr changed {pull.__name__}'s signature; re-check federation/flower_tuning.py")
+        defaults["initial_backoff"], defaults["backoff_cap"] = initial, cap

@@ -1,0 +1,40 @@
+"""The warm SuperNode's timing: fast polls while studies run, backing off when idle."""
+
+from __future__ import annotations
+
+from nodes.flower_node import _AdaptivePoll
+
+
+def test_polls_fast_after_a_message_and_backs_off_when_idle() -> None:
+    # Prepare
+    poll = _AdaptivePoll(fast=0.1)
+    poll.touch()
+    start = poll.last_activity
+    # Execute
+    active = poll.interval(3.0, now=start + 5)
+    after_a_minute = poll.interval(3.0, now=start + 70)
+    long_idle = poll.interval(3.0, now=start + 3600)
+    # Assert: never longer than Flower asked for, never longer than the ceiling
+    assert active == 0.1
+    assert 0.1 < after_a_minute < 0.5
+    assert long_idle == 2.0
+    assert poll.interval(0.05, now=start + 3600) == 0.05
+
+
+def test_object_pull_backoff_is_shortened_in_this_process_only_where_flower_defines_it() -> None:
+    # Prepare
+    from flwr.supercore.inflatable import inflatable_utils
+
+    from federation.flower_tuning import shorten_object_pull_backoff
+
+    saved = dict(inflatable_utils.pull_objects.__kwdefaults__ or {})
+    try:
+        # Execute
+        shorten_object_pull_backoff(initial=0.02, cap=0.25)
+        # Assert
+        for pull in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
+            assert pull.__kwdefaults__ is not None
+            assert (pull.__kwdefaults__["initial_backoff"], pull.__kwdefaults__["backoff_cap"]) == (0.02, 0.25)
+    finally:
+        assert inflatable_utils.pull_objects.__kwdefaults__ is not None
+        inflatable_utils.pull_objects.__kwdefaults__.update(saved)
