@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -121,22 +122,37 @@ class LocalFederation:
         self.processes.append(link)
         wait_for_port(self.port, 60, link.process)
         write_connection(self.flwr_home, superlink, ca)
-        for setup in self.nodes:
+        # each node's config, keys and registration are independent (a `flwr` call of ~2 s each): in parallel
+        ports: list[int] = []
+        while len(ports) < len(self.nodes):
+            port = free_port()
+            if port not in ports and port != self.port:
+                ports.append(port)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            configs = list(pool.map(lambda setup, port: self._prepare_node(setup, port, superlink, ca),
+                                    self.nodes, ports))
+        for setup, config in zip(self.nodes, configs):
             name = setup.dataset.replace("/", "-")
-            assert self.coordinator_key is not None
-            path = write_node_config(self.workdir / "nodes" / name / "node.toml", setup, superlink, ca,
-                                     free_port(), self.coordinator_key, self.insecure)
-            config = load_node_config(path)
-            NodeAgent(config).initialise()
-            if not self.insecure:
-                if not (config.key_dir / "supernode").exists():
-                    make_node_keys(config.key_dir, "supernode")
-                self._flwr(["supernode", "register", str(config.key_dir / "supernode.pub"), CONNECTION])
             node = FlowerProcess.start(name, supernode_command(config, self.timing, self.warm_nodes), self.env,
                                        self.workdir / "logs" / f"{name}.log", self.workdir)
             self.processes.append(node)
             self.node_configs[setup.dataset] = config
+        for node, config in zip(self.processes[1:], configs):
             wait_for_port(config.federation.port, 60, node.process)
+
+    def _prepare_node(self, setup: NodeSetup, port: int, superlink: str, ca: Path | None) -> NodeConfig:
+        """Write the node's config, initialise its state, make and register its SuperNode key."""
+        name = setup.dataset.replace("/", "-")
+        assert self.coordinator_key is not None
+        path = write_node_config(self.workdir / "nodes" / name / "node.toml", setup, superlink, ca,
+                                 port, self.coordinator_key, self.insecure)
+        config = load_node_config(path)
+        NodeAgent(config).initialise()
+        if not self.insecure:
+            if not (config.key_dir / "supernode").exists():
+                make_node_keys(config.key_dir, "supernode")
+            self._flwr(["supernode", "register", str(config.key_dir / "supernode.pub"), CONNECTION])
+        return config
 
     def _flwr(self, args: list[str], timeout: float = 120) -> str:
         return flwr(args, self.env, self.workdir, timeout)
