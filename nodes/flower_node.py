@@ -163,7 +163,10 @@ def _serve_tasks(address: str, poll: _AdaptivePoll) -> None:
             time.sleep(1.0)
             continue
         if acquired.HasField("task") and acquired.token:
-            _serve_task(address, acquired.token)
+            try:
+                _serve_task(address, acquired.token)
+            except Exception as error:   # e.g. the SuperNode went away mid-push; Flower expires the task
+                log(ERROR, "Tillit: a ClientApp task could not be completed (%s)", type(error).__name__)
             poll.stored.set()   # look again at once: another message may be waiting
 
 
