@@ -129,6 +129,42 @@ def test_marker_values_never_leave_their_node(federation: tuple[LocalFederation,
     assert leaks == []
 
 
+def test_nodes_run_only_the_tillit_app_whatever_a_flower_app_bundle_names(
+        federation: tuple[LocalFederation, Path, list[int]]) -> None:
+    # Prepare: a Flower app bundle under another name (same components) submitted to the same SuperLink
+    import shutil
+    import time
+
+    from federation.launch import APP_DIR, CONNECTION, flwr, result_path, run_id_from_output
+    from federation.signing import sign_spec
+    from federation.spec import load_spec
+
+    fed, root, _ = federation
+    other = root / "other-app"
+    shutil.copytree(APP_DIR, other, dirs_exist_ok=True)
+    pyproject = other / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('name = "tillit-study"', 'name = "other-app"'))
+    assert fed.signer is not None
+    spec_path = root / "other-signed.json"
+    spec = load_spec(_spec(root, "other1", task="dp_table", table={"group_by": ["service_status"]}))
+    spec_path.write_text(sign_spec(spec, fed.signer).model_dump_json())
+    before = {ds: NodeLedger(c.ledger_path).charges() for ds, c in fed.node_configs.items()}
+    config = f"spec='{spec_path}' results-dir='{fed.results_dir}' poll-seconds=0.05"
+    # Execute
+    run_id = run_id_from_output(flwr(["run", str(other), CONNECTION, "--run-config", config, "--format", "json"],
+                                     fed.env, fed.workdir))
+    path = result_path(fed.results_dir, run_id)
+    deadline = time.monotonic() + 300
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    result = json.loads(path.read_text())
+    # Assert: every node declined to run it, and none was charged
+    assert result["status"] == "refused"
+    assert len(result["refusals"]) == len(DATASETS)
+    assert all("runs only tillit/tillit-study, not tillit/other-app" in r["detail"] for r in result["refusals"])
+    assert {ds: NodeLedger(c.ledger_path).charges() for ds, c in fed.node_configs.items()} == before
+
+
 def test_nodes_answer_every_message_from_their_own_warm_process(
         federation: tuple[LocalFederation, Path, list[int]]) -> None:
     # Prepare: the studies above sent every node several messages
