@@ -28,17 +28,29 @@ Z95 = 1.959964
 
 def matrix_intervals(counts: np.ndarray, noise_sd: float) -> dict[str, list[list[float]]]:
     """Row-normalised probabilities with standard errors and 95 % intervals, for one k×k count matrix."""
+    p, n = _row_probabilities(counts)
+    se = np.where(n > 0, np.sqrt(_cell_variance(p, n, noise_sd)), 0.5)
+    return _with_bounds(p, se, n)
+
+
+def _row_probabilities(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's counts (negatives set to zero) over its total — uniform for an empty row — and the totals."""
     c = np.clip(counts, 0.0, None)
     n = c.sum(axis=1, keepdims=True)
-    k = c.shape[1]
+    return np.where(n > 0, c / np.where(n > 0, n, 1.0), 1.0 / c.shape[1]), n
+
+
+def _cell_variance(p: np.ndarray, n: np.ndarray, noise_sd: float) -> np.ndarray:
+    """Variance of a cell's c/n from sampling and from the noise on the cell and on its row's total."""
     safe = np.where(n > 0, n, 1.0)
-    p = np.where(n > 0, c / safe, 1.0 / k)
-    sampling = p * (1 - p) / safe
-    noise = noise_sd**2 * (1 - 2 * p + k * p**2) / safe**2
-    se = np.where(n > 0, np.sqrt(sampling + noise), 0.5)
+    variance: np.ndarray = p * (1 - p) / safe + noise_sd**2 * (1 - 2 * p + p.shape[1] * p**2) / safe**2
+    return variance
+
+
+def _with_bounds(p: np.ndarray, se: np.ndarray, n: np.ndarray, **extra: Any) -> dict[str, Any]:
     return {"probabilities": p.tolist(), "standard_errors": se.tolist(),
             "lower": np.clip(p - Z95 * se, 0, 1).tolist(), "upper": np.clip(p + Z95 * se, 0, 1).tolist(),
-            "row_counts": n[:, 0].tolist()}
+            "row_counts": n[:, 0].tolist(), **extra}
 
 
 def ordinal_shrinkage_intervals(counts: np.ndarray, noise_sd: float) -> dict[str, Any]:
@@ -54,11 +66,8 @@ def ordinal_shrinkage_intervals(counts: np.ndarray, noise_sd: float) -> dict[str
     little lean on the pooled pattern. Standard errors are the empirical-Bayes posterior ones,
     ``λ·v + (1-λ)²·var(prior)``.
     """
-    c = np.clip(counts, 0.0, None)
-    k = c.shape[0]
-    n = c.sum(axis=1, keepdims=True)
-    safe = np.where(n > 0, n, 1.0)
-    raw = np.where(n > 0, c / safe, 1.0 / k)
+    raw, n = _row_probabilities(counts)
+    k = raw.shape[0]
     jumps = np.arange(k)[None, :] - np.arange(k)[:, None] + k - 1     # jump-space column of each cell
     prior, prior_var = np.empty_like(raw), np.empty_like(raw)
     for row in range(k):
@@ -71,7 +80,7 @@ def ordinal_shrinkage_intervals(counts: np.ndarray, noise_sd: float) -> dict[str
         t2 = total**2 if total > 0 else 1.0
         prior_var[row] = ((1 - prior[row]) ** 2 * reach_var + prior[row] ** 2 * (reach_var.sum() - reach_var)) / t2
 
-    v = prior * (1 - prior) / safe + noise_sd**2 * (1 - 2 * prior + k * prior**2) / safe**2
+    v = _cell_variance(prior, n, noise_sd)
     weight = n**2
     excess = float((weight * ((raw - prior) ** 2 - v)).sum())
     scale = float((weight * prior**2).sum())
@@ -82,10 +91,8 @@ def ordinal_shrinkage_intervals(counts: np.ndarray, noise_sd: float) -> dict[str
     sums = mixed.sum(axis=1, keepdims=True)
     p = mixed / np.where(sums > 0, sums, 1.0)
     se = np.sqrt(lam * v + (1 - lam) ** 2 * prior_var)
-    return {"probabilities": p.tolist(), "standard_errors": se.tolist(),
-            "lower": np.clip(p - Z95 * se, 0, 1).tolist(), "upper": np.clip(p + Z95 * se, 0, 1).tolist(),
-            "row_counts": n[:, 0].tolist(), "unsmoothed_probabilities": raw.tolist(),
-            "own_data_weight": lam.tolist(), "spread_around_pooled_pattern": float(np.sqrt(kappa2))}
+    return _with_bounds(p, se, n, unsmoothed_probabilities=raw.tolist(), own_data_weight=lam.tolist(),
+                        spread_around_pooled_pattern=float(np.sqrt(kappa2)))
 
 
 def _jump_pattern(counts: np.ndarray, rows: np.ndarray, jumps: np.ndarray, noise_sd: float,

@@ -11,11 +11,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from federation.privacy import PrivacyLoss, StudyPlan, epsilon, gaussian_release, plan_study, rho_for_epsilon
+from federation.privacy import (ModelPlan, PrivacyLoss, StudyPlan, epsilon, gaussian_release, plan_study,
+                               rho_for_epsilon)
 from federation.signing import load_public_key, verify_spec
 from federation.spec import StudySpec
 from nodes.config import NodeConfig
@@ -82,6 +83,16 @@ class NodeAgent:
                                f"({len(report.failed)} blocking checks)", 4101)
         return report.sha256
 
+    def latest_verdict(self) -> dict[str, Any] | None:
+        """The latest validation's verdict in counts only (what a node may tell the coordinator), if any."""
+        if not self.config.validation_path.exists():
+            return None
+        report = json.loads(self.config.validation_path.read_text())
+        summary = report["summary"]
+        return {"verdict": report["verdict"], "rows": report["data"]["rows"], "checks": summary["checks"],
+                "failed_checks": summary["failed"], "warnings": summary.get("warnings", 0),
+                "contract_version": report["contract"]["version"], "sha256": report["data"]["sha256"]}
+
     # -- a study ------------------------------------------------------------------------------
 
     def prepare(self, spec: StudySpec) -> Prepared:
@@ -130,9 +141,7 @@ class NodeAgent:
         if not 1 <= round_ <= spec.model.rounds:
             raise StudyRefused(f"{self.dataset}: study {spec.study_id} has {spec.model.rounds} rounds, "
                                f"not {round_}", 4202)
-        expected = (len(model.classes) - 1, len(model.features))
-        if params.shape != expected:
-            raise StudyRefused(f"{self.dataset}: parameters of shape {params.shape}, expected {expected}", 4302)
+        self._check_params(model, params)
         self._charge(spec, prepared)
         design = self._design(spec, prepared.plan)
         noisy = self.ledger.noisy_count(spec.study_id, self.dataset) if round_ > 1 else None
@@ -152,9 +161,7 @@ class NodeAgent:
         assert spec.model is not None and model is not None
         if model.evaluation is None:
             raise StudyRefused(f"{self.dataset}: study {spec.study_id} releases no evaluation", 4202)
-        expected = (len(model.classes) - 1, len(model.features))
-        if params.shape != expected:
-            raise StudyRefused(f"{self.dataset}: parameters of shape {params.shape}, expected {expected}", 4302)
+        self._check_params(model, params)
         self._charge(spec, prepared)
         # the evaluation is the release after the last training round; the ledger refuses a second one
         self.ledger.record_release(spec.study_id, self.dataset, spec.model.rounds + 1)
@@ -164,6 +171,11 @@ class NodeAgent:
         e = model.evaluation
         return (gaussian_release(histogram.ravel(), e.histogram_noise_scale).reshape(histogram.shape),
                 gaussian_release(fisher.ravel(), e.fisher_noise_scale).reshape(fisher.shape))
+
+    def _check_params(self, model: ModelPlan, params: np.ndarray) -> None:
+        expected = (len(model.classes) - 1, len(model.features))
+        if params.shape != expected:
+            raise StudyRefused(f"{self.dataset}: parameters of shape {params.shape}, expected {expected}", 4302)
 
     # -- data ---------------------------------------------------------------------------------
 

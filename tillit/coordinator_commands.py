@@ -65,14 +65,9 @@ def enroll(client: CoordinatorClient, config: NodeConfig) -> tuple[dict[str, Any
     enrolled: dict[str, Any] = client.post("/v1/nodes", {"dataset": config.node.dataset,
                                                          "contract": NodeAgent(config).contract.name,
                                                          "public_key": key.read_text().strip()})
-    if not config.validation_path.exists():
-        return enrolled, None
-    report = json.loads(config.validation_path.read_text())
-    summary = report["summary"]
-    verdict = {"verdict": report["verdict"], "rows": report["data"]["rows"], "checks": summary["checks"],
-               "failed_checks": summary["failed"], "warnings": summary.get("warnings", 0),
-               "contract_version": report["contract"]["version"], "sha256": report["data"]["sha256"]}
-    client.put(f"/v1/datasets/{config.node.dataset}/validation", verdict)
+    verdict = NodeAgent(config).latest_verdict()
+    if verdict is not None:
+        client.put(f"/v1/datasets/{config.node.dataset}/validation", verdict)
     return enrolled, verdict
 
 

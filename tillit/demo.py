@@ -134,16 +134,16 @@ def _validate(fed: LocalFederation) -> dict[str, dict[str, Any]]:
     failed, verdicts = [], {}
     for dataset, config in fed.node_configs.items():
         started = time.perf_counter()
+        agent = NodeAgent(config)
         try:
-            NodeAgent(config).ensure_valid()
+            agent.ensure_valid()
         except StudyRefused:
             failed.append(dataset)
-        report = json.loads(config.validation_path.read_text())
-        summary = report["summary"]
-        verdicts[dataset] = {"verdict": report["verdict"], "rows": report["data"]["rows"], **summary,
-                             "report": str(config.validation_path)}
-        print(f"      {dataset:<32} {report['verdict'].upper():<5} {report['data']['rows']:>10,} rows "
-              f"{summary['checks']:>4} checks {summary.get('warnings', 0):>2} warnings "
+        verdict = agent.latest_verdict()
+        assert verdict is not None
+        verdicts[dataset] = {**verdict, "report": str(config.validation_path)}
+        print(f"      {dataset:<32} {verdict['verdict'].upper():<5} {verdict['rows']:>10,} rows "
+              f"{verdict['checks']:>4} checks {verdict['warnings']:>2} warnings "
               f"{time.perf_counter() - started:6.2f} s", flush=True)
     if failed:
         raise ContractViolation(f"{len(failed)} generated silo(s) break their contract — a generator bug: "
