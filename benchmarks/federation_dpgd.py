@@ -86,7 +86,10 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=20_000, help="per node (municipality)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--nodes", default="3,5")
+    parser.add_argument("--configurations", default=",".join(str(i) for i in range(len(CONFIGURATIONS))),
+                        help="which of " + "; ".join(f"{i}: {c[0]}" for i, c in enumerate(CONFIGURATIONS)))
     args = parser.parse_args()
+    chosen = [CONFIGURATIONS[int(i)] for i in args.configurations.split(",")]
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -99,7 +102,7 @@ def main() -> None:
             doc = _spec(datasets, args.rounds)
             pooled_s, node_round_s = _pooled_seconds(_designs(root / "data", municipalities, doc), doc)
             runs = {}
-            for n, (label, warm_nodes, on_disk) in enumerate(CONFIGURATIONS):
+            for n, (label, warm_nodes, on_disk) in enumerate(chosen):
                 with LocalFederation(root / f"fed-{k}-{n}", nodes, warm_nodes=warm_nodes,
                                      superlink_database=on_disk) as fed:
                     first = dict(doc, study_id=f"first-{k}-{n}", model={**doc["model"], "rounds": 1})  # type: ignore[dict-item]
@@ -118,7 +121,7 @@ def main() -> None:
                 lines.append(row(f"federated, {label} (flwr run to result)", seconds, pooled_s))
                 lines.append(f"      median round {statistics.median(per_round):.2f} s; node compute "
                              f"{node_round_s:.2f} s; coordination overhead {overhead:.2f} s per round")
-            result = runs[CONFIGURATIONS[-1][0]][1]
+            result = runs[chosen[-1][0]][1]
             model_bytes = 8 * len(result["outputs"]["features"])
             moved = statistics.median(r["bytes_sent"] + r["bytes_received"] for r in result["rounds"])
             lines.append(f"      bytes per round, all nodes both ways: {moved:,.0f} "

@@ -11,10 +11,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
 
-from federation.protocol import OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, read_array, unpack_request
+from federation.protocol import OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_reply, read_array, unpack_request
 from federation.spec import parse_spec
 from tillit.errors import StudyRefused
 
@@ -63,23 +63,22 @@ def _answer(msg: Message, context: Context) -> Message:
         import json
 
         spec = parse_spec(json.loads(spec_json), "from the server")
-        reply: dict[str, ArrayRecord | MetricRecord | ConfigRecord] = {"node": ConfigRecord({"dataset": dataset})}
+        values: dict[str, str | int | float] = {"dataset": dataset}
+        arrays: dict[str, np.ndarray] = {}
         if op == OP_PREPARE:
             prepared = agent.prepare(spec)
-            reply["node"] = ConfigRecord({"dataset": dataset, "rho_units": prepared.loss.units,
-                                          **{k: float(v) for k, v in agent.budget_summary().items()}})
+            values |= {"rho_units": prepared.loss.units, **{k: float(v) for k, v in agent.budget_summary().items()}}
         elif op == OP_TABLE:
-            reply["counts"] = ArrayRecord({"counts": Array(agent.table(spec))})
+            arrays["counts"] = agent.table(spec)
         elif op == OP_TRAIN:
             params, noisy_count = agent.train_round(spec, read_array(msg.content, "params"), round_)
-            reply["params"] = ArrayRecord({"params": Array(np.asarray(params, dtype=np.float64))})
-            reply["node"] = ConfigRecord({"dataset": dataset, "noisy_count": float(noisy_count)})
+            arrays["params"] = params
+            values["noisy_count"] = float(noisy_count)
         elif op == OP_EVALUATE:
-            histogram, fisher = agent.evaluate(spec, read_array(msg.content, "params"))
-            reply["evaluation"] = ArrayRecord({"histogram": Array(histogram), "fisher": Array(fisher)})
+            arrays["histogram"], arrays["fisher"] = agent.evaluate(spec, read_array(msg.content, "params"))
         else:
             raise StudyRefused(f"{dataset}: unknown request {op!r}", 4302)
-        return Message(RecordDict(reply), reply_to=msg)
+        return Message(pack_reply(values, arrays), reply_to=msg)
     except StudyRefused as refusal:
         _log.warning("refused: %s", refusal.message)
         return Message(Error(code=refusal.reason_code, reason=refusal.message), reply_to=msg)

@@ -66,6 +66,7 @@ class LocalFederation:
     nodes: list[NodeSetup]
     coordinator_key: Path | None = None
     insecure: bool = False
+    #: how often the ServerApp polls for replies, and stock SuperNodes' SuperExec for tasks
     poll_seconds: float = 0.05
     timing: bool = False
     #: nodes keep their ClientApp warm (:mod:`nodes.flower_node`); False runs Flower's stock SuperNode
@@ -80,7 +81,8 @@ class LocalFederation:
         self.workdir = self.workdir.resolve()
         self.flwr_home = self.workdir / "flwr-home"
         self.results_dir = self.workdir / "results"
-        self.env = flower_env(self.flwr_home, self.poll_seconds)
+        self.env = flower_env(self.flwr_home)
+        self.node_env = flower_env(self.flwr_home, self.poll_seconds)
         self.port = free_port()
         self.signer: SigningKey | None = None
         if self.coordinator_key is None:
@@ -133,7 +135,7 @@ class LocalFederation:
                                     self.nodes, ports))
         for setup, config in zip(self.nodes, configs):
             name = setup.dataset.replace("/", "-")
-            node = FlowerProcess.start(name, supernode_command(config, self.timing, self.warm_nodes), self.env,
+            node = FlowerProcess.start(name, supernode_command(config, self.timing, self.warm_nodes), self.node_env,
                                        self.workdir / "logs" / f"{name}.log", self.workdir)
             self.processes.append(node)
             self.node_configs[setup.dataset] = config

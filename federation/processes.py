@@ -39,10 +39,22 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen[by
     raise TillitError(f"nothing listened on port {port} within {timeout:.0f} s")
 
 
-def flower_env(flwr_home: Path, poll_seconds: float = 0.05) -> dict[str, str]:
-    """Environment for Flower processes: our interpreter's scripts first, telemetry off, fast polling."""
+#: How often a SuperExec asks for a task. The SuperLink's SuperExec only launches a ServerApp, once
+#: per study: 0.5 s costs at most that per study, where 20 Hz kept ~15 % of a core busy on the
+#: SuperLink answering it (a fifth of all its requests while a study ran).
+SERVERAPP_LAUNCH_POLL_SECONDS = 0.5
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def flower_env(flwr_home: Path, poll_seconds: float = SERVERAPP_LAUNCH_POLL_SECONDS) -> dict[str, str]:
+    """Environment for Flower processes: our interpreter's scripts first, telemetry off, and how often
+    a SuperExec polls for tasks (only stock SuperNodes need it fast: a ClientApp task per message)."""
     scripts = str(Path(sys.executable).parent)
     return {
+        # Several Flower processes share the machine's cores (a SuperNode per silo in tests and the
+        # demo); each node's algebra is a few vector products, and BLAS worker threads that spin
+        # while waiting made a node's round 2-3x slower. One BLAS thread each, unless set already.
+        **{name: "1" for name in _BLAS_THREADS},
         **os.environ,
         "PATH": scripts + os.pathsep + os.environ.get("PATH", ""),
         "FLWR_HOME": str(flwr_home),

@@ -23,7 +23,9 @@ from flwr.serverapp import Grid, ServerApp
 
 from federation.flower_tuning import shorten_object_pull_backoff
 from federation.privacy import StudyPlan, plan_study
-from federation.protocol import OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_request, read_array
+from federation.protocol import (
+    OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, message_bytes, pack_request, read_array, read_value,
+)
 from federation.results import evaluation_outputs, model_outputs, table_outputs, write_result
 from federation.spec import StudySpec, load_spec
 from schemas import ContractRegistry
@@ -105,9 +107,7 @@ def _message(content: RecordDict, node_id: int) -> Message:
 
 
 def _bytes(message: Message) -> int:
-    if message.has_error():
-        return 0
-    return sum(record.count_bytes() for record in message.content.array_records.values())
+    return 0 if message.has_error() else message_bytes(message.content)
 
 
 def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
@@ -131,7 +131,7 @@ def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
             refusals.append({"code": error.code, "meaning": REFUSAL_CODES.get(error.code, "unknown"),
                              "detail": error.reason})
         else:
-            mapping[str(reply.content.config_records["node"]["dataset"])] = reply.metadata.src_node_id
+            mapping[str(read_value(reply.content, "dataset"))] = reply.metadata.src_node_id
     if refusals:
         raise StudyFailed("refused", {"refusals": refusals,
                                       "error": {"code": "refused", "detail": "; ".join(str(r["detail"]) for r in refusals)}})
@@ -177,8 +177,7 @@ def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
         by_dataset = _replies_by_dataset(replies, nodes)
         if round_ == 1:
             # weights are the nodes' noisy resident counts, released once with round 1
-            weights = {ds: max(float(m.content.config_records["node"]["noisy_count"]), 1.0)  # type: ignore[arg-type]
-                       for ds, m in by_dataset.items()}
+            weights = {ds: max(float(read_value(m.content, "noisy_count")), 1.0) for ds, m in by_dataset.items()}
         total = sum(weights.values())
         params = np.sum([weights[ds] / total * read_array(m.content, "params") for ds, m in by_dataset.items()],
                         axis=0)
@@ -190,9 +189,8 @@ def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
                     for n in nodes.values()]
         replies, stats = link.exchange(messages)
         by_dataset = _replies_by_dataset(replies, nodes)
-        evaluations = [m.content.array_records["evaluation"] for m in by_dataset.values()]
-        histogram = np.sum([e["histogram"].numpy() for e in evaluations], axis=0)
-        fisher = np.sum([e["fisher"].numpy() for e in evaluations], axis=0)
+        histogram = np.sum([read_array(m.content, "histogram") for m in by_dataset.values()], axis=0)
+        fisher = np.sum([read_array(m.content, "fisher") for m in by_dataset.values()], axis=0)
         outputs.update(evaluation_outputs(spec, plan, np.asarray(params), histogram, fisher, sum(weights.values()),
                                           len(nodes)))
         rounds.append({"round": spec.model.rounds + 1, "evaluation": True, **stats})

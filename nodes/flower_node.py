@@ -15,7 +15,8 @@ a process per message. Side effects:
   ``TILLIT_NODE_POLL_SECONDS`` (0.1 s) and at most 2 s — fast within a study's rounds, quiet on a
   node that no running study uses (two cores shared by seven idle nodes polling at 10 Hz slowed
   the demo's model by a third);
-- the ClientApp thread does not poll: it is woken when the SuperNode has stored a message;
+- the ClientApp thread does not poll: it is woken when the SuperNode has stored a message, and
+  the SuperNode, waiting for the reply, is woken as soon as the thread has handed it over;
 - object pulls retry after 20 ms instead of 1 s (:mod:`federation.flower_tuning`).
 
 The Flower internals used here are pinned by ``flwr==1.41.*`` in pyproject.toml and exercised by
@@ -51,6 +52,7 @@ class _AdaptivePoll:
         self.fast = fast
         self.last_activity = time.monotonic()
         self.stored = threading.Event()
+        self.replied = threading.Event()
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -63,7 +65,9 @@ class _AdaptivePoll:
         return min(seconds, _IDLE_CEILING, max(self.fast, _LATENCY_SHARE * idle))
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(self.interval(seconds))
+        # a reply ends the wait at once: the SuperNode sends it without waiting out its poll
+        if self.replied.wait(self.interval(seconds)):
+            self.replied.clear()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -98,7 +102,7 @@ def _runtime_client(address: str, component: str, token: str | None = None) -> A
                                                  retry_invoker=make_simple_http_retry_invoker())
 
 
-def _serve_task(address: str, token: str) -> None:
+def _serve_task(address: str, token: str, replied: threading.Event) -> None:
     """One task, as ``flwr-clientapp`` would run it, with the installed ClientApp."""
     from flwr.app import Error, Message
     from flwr.common.constant import ErrorCode, SubStatus
@@ -132,6 +136,7 @@ def _serve_task(address: str, token: str) -> None:
         try:
             if reply is not None and context is not None:
                 push_message(client, reply, context)
+                replied.set()
             push_task_output(client=client, context=context, sub_status=status, details=details)
         finally:
             heartbeat.stop()
@@ -164,7 +169,7 @@ def _serve_tasks(address: str, poll: _AdaptivePoll) -> None:
             continue
         if acquired.HasField("task") and acquired.token:
             try:
-                _serve_task(address, acquired.token)
+                _serve_task(address, acquired.token, poll.replied)
             except Exception as error:   # e.g. the SuperNode went away mid-push; Flower expires the task
                 log(ERROR, "Tillit: a ClientApp task could not be completed (%s)", type(error).__name__)
             poll.stored.set()   # look again at once: another message may be waiting

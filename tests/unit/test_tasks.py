@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from federation.privacy import TablePlan
 from federation.spec import TransitionSpec
 from federation.tasks import cell_counts, transition_rows
-from federation.tasks.logreg import Design, _clipped_gradient_sum
+from federation.tasks.logreg import Design, _clipped_gradient_sum, predict_proba
 
 
 def test_transitions_pair_consecutive_years_of_the_same_resident() -> None:
@@ -31,10 +32,35 @@ def test_each_residents_gradient_is_clipped_to_the_norm() -> None:
     x = np.vstack([np.full((50, 3), 100.0), np.array([[0.001, 0.001, 1.0]])])
     design = Design(x=x, y=np.zeros(51, dtype=np.int64), resident=np.array([0] * 50 + [1]), residents=2)
     # Execute
-    total = _clipped_gradient_sum(design, design.groups, np.zeros((1, 3)), clipping_norm=1.0)
+    grouped, starts = design.by_resident()
+    total = _clipped_gradient_sum(grouped, starts, np.zeros((1, 3)), clipping_norm=1.0)
     # Assert: the big resident contributes at most norm 1, so the sum is at most 2
     assert np.linalg.norm(total) <= 2.0 + 1e-9
     assert np.linalg.norm(total) > 1.0
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_clipped_gradient_sum_matches_a_resident_by_resident_reference(classes: int) -> None:
+    # Prepare: residents with 1-6 rows each, rows shuffled, gradients both under and over the clipping norm
+    rng = np.random.default_rng(7)
+    resident = np.repeat(np.arange(300), rng.integers(1, 7, 300))
+    rng.shuffle(resident)
+    x = np.column_stack([rng.random((len(resident), 3)), np.ones(len(resident))])
+    y = rng.integers(0, classes, len(resident))
+    params = rng.normal(0.0, 2.0, (classes - 1, 4))
+    design = Design(x=x, y=y, resident=resident, residents=300)
+    expected = np.zeros(params.size)
+    for r in range(300):
+        rows = resident == r
+        residual = predict_proba(params, x[rows]) - np.eye(classes)[y[rows]]
+        gradient = (residual[:, 1:].T @ x[rows]).ravel()
+        expected += gradient * min(1.0, 0.8 / np.linalg.norm(gradient))
+    # Execute
+    grouped, starts = design.by_resident()
+    total = _clipped_gradient_sum(grouped, starts, params, clipping_norm=0.8)
+    # Assert
+    assert np.allclose(total.ravel(), expected, rtol=1e-10, atol=1e-10)
+    assert starts is not None and len(starts) == 300 and np.all(np.diff(grouped.resident) >= 0)
 
 
 def test_private_evaluation_recovers_auc_and_covers_the_coefficients() -> None:
