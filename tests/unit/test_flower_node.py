@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from nodes.flower_node import _AdaptivePoll
 
 
@@ -38,3 +40,39 @@ def test_object_pull_backoff_is_shortened_in_this_process_only_where_flower_defi
     finally:
         assert inflatable_utils.pull_objects.__kwdefaults__ is not None
         inflatable_utils.pull_objects.__kwdefaults__.update(saved)
+
+
+class _State:
+    """Just the NodeState call the shim makes itself: resolving a task token."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self.tokens = tokens
+
+    def get_task_by_token(self, token: str) -> str | None:
+        return self.tokens.get(token)
+
+
+def test_in_process_runtime_calls_flowers_handler_with_the_tokens_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: record what Flower's PullObject handler is given
+    from flwr.supernode.servicer.runtime import runtime_handlers
+
+    from nodes.flower_node import _InProcessRuntime
+
+    calls = []
+    monkeypatch.setattr(runtime_handlers, "pull_object", lambda request, state, task: calls.append((request, task)))
+    state = _State({"good-token": "task-7"})
+    # Execute
+    _InProcessRuntime(state, "good-token").PullObject("request")
+    # Assert: the same handler the HTTP route calls, with the task the token names
+    assert calls == [("request", "task-7")]
+
+
+@pytest.mark.parametrize("token", [None, "stale-token"])
+def test_in_process_runtime_refuses_a_call_without_a_live_task_token(token: str | None) -> None:
+    from nodes.flower_node import _InProcessRuntime
+
+    runtime = _InProcessRuntime(_State({"good-token": "task-7"}), token)
+    with pytest.raises(PermissionError, match="task-token"):
+        runtime.PushMessages("request")
+    with pytest.raises(AttributeError):
+        getattr(runtime, "GetConnector")   # not a ClientApp call: not offered
