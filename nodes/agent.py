@@ -41,6 +41,14 @@ class Prepared:
     plan: StudyPlan
     loss: PrivacyLoss
     spec_sha256: str
+    #: the extract this request is answered from, as validated
+    extract_sha256: str
+
+
+#: Encoded designs a warm node keeps between a study's rounds, keyed by node, contract version, the
+#: validated extract's sha256 and the model spec: a changed extract or contract is never read from here.
+_DESIGNS: dict[str, Design] = {}
+_DESIGNS_KEPT = 2
 
 
 class NodeAgent:
@@ -100,7 +108,7 @@ class NodeAgent:
         if self.dataset not in spec.datasets or spec.contract != self.contract.name:
             raise StudyRefused(f"{self.dataset}: study {spec.study_id} does not include this dataset", 4301)
         verify_spec(spec, load_public_key(self.config.coordinator.public_key), self.dataset)
-        self.ensure_valid()
+        extract_sha256 = self.ensure_valid()
         try:
             plan = plan_study(spec, self.contract)
         except Exception as error:  # a spec the node cannot plan is refused, never computed
@@ -108,7 +116,7 @@ class NodeAgent:
         loss = plan.per_dataset[self.dataset]
         spec_sha = hashlib.sha256(spec.canonical_json().encode()).hexdigest()
         self.ledger.check(spec.study_id, self.dataset, loss)
-        return Prepared(plan=plan, loss=loss, spec_sha256=spec_sha)
+        return Prepared(plan=plan, loss=loss, spec_sha256=spec_sha, extract_sha256=extract_sha256)
 
     def _charge(self, spec: StudySpec, prepared: Prepared) -> None:
         self.ledger.charge(spec.study_id, self.dataset, prepared.loss, prepared.spec_sha256)
@@ -143,7 +151,7 @@ class NodeAgent:
                                f"not {round_}", 4202)
         self._check_params(model, params)
         self._charge(spec, prepared)
-        design = self._design(spec, prepared.plan)
+        design = self._design(spec, prepared)
         noisy = self.ledger.noisy_count(spec.study_id, self.dataset) if round_ > 1 else None
         if noisy is None:
             if round_ > 1:
@@ -167,7 +175,7 @@ class NodeAgent:
         self.ledger.record_release(spec.study_id, self.dataset, spec.model.rounds + 1)
         from federation.tasks import evaluation_statistics
 
-        histogram, fisher = evaluation_statistics(self._design(spec, prepared.plan), params, model.evaluation.bins)
+        histogram, fisher = evaluation_statistics(self._design(spec, prepared), params, model.evaluation.bins)
         e = model.evaluation
         return (gaussian_release(histogram.ravel(), e.histogram_noise_scale).reshape(histogram.shape),
                 gaussian_release(fisher.ravel(), e.fisher_noise_scale).reshape(fisher.shape))
@@ -182,23 +190,31 @@ class NodeAgent:
     def _frame(self) -> "pd.DataFrame":
         return typed_extract(self.config.node.data, self.contract, self.secret().pseudonym_key)
 
-    def _design(self, spec: StudySpec, study: StudyPlan) -> "Design":
-        """Encoded training data, cached in the node's own state directory between rounds."""
+    def _design(self, spec: StudySpec, prepared: Prepared) -> "Design":
+        """Encoded training data: kept in memory by a warm node and in the node's own state directory
+        between rounds, keyed by the validated extract's hash and the model spec."""
         from federation.tasks.logreg import Design, encode
 
         assert spec.model is not None
-        plan = study.model
+        plan = prepared.plan.model
         assert plan is not None
-        key = hashlib.sha256((self.ensure_valid() + spec.model.model_dump_json()).encode()).hexdigest()[:24]
+        identity = (str(self.config.state_dir), self.contract.label, prepared.extract_sha256, spec.model.model_dump_json())
+        key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:24]
+        if key in _DESIGNS:
+            return _DESIGNS[key]
         path = self.config.cache_dir / f"design-{key}.npz"
         if path.exists():
             with np.load(path) as cached:
-                return Design(x=cached["x"], y=cached["y"], resident=cached["resident"],
-                              residents=int(cached["residents"]))
-        frame = self._frame()
-        design = encode(frame, frame[RESIDENT], spec.model, self.contract, plan)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, x=design.x, y=design.y, resident=design.resident, residents=design.residents)
+                design = Design(x=cached["x"], y=cached["y"], resident=cached["resident"],
+                                residents=int(cached["residents"]))
+        else:
+            frame = self._frame()
+            design = encode(frame, frame[RESIDENT], spec.model, self.contract, plan)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, x=design.x, y=design.y, resident=design.resident, residents=design.residents)
+        while len(_DESIGNS) >= _DESIGNS_KEPT:
+            _DESIGNS.pop(next(iter(_DESIGNS)))
+        _DESIGNS[key] = design
         return design
 
 

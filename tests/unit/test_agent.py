@@ -171,3 +171,18 @@ def test_evaluation_releases_noisy_histograms_and_fisher_once_after_training(
     with pytest.raises(StudyRefused, match="already released"):
         agent.evaluate(spec, params)
     assert len(agent.ledger.charges()) == 1
+
+
+def test_a_warm_node_trains_on_the_extract_as_it_is_now_not_on_its_cached_design(
+        tmp_path: Path, municipality: Municipality) -> None:
+    # Prepare: a study trains (the node keeps its encoded design); then the extract is replaced by a
+    # valid one holding only half of the residents
+    agent = _agent(tmp_path, municipality)
+    _, before = agent.train_round(_spec("s1"), np.zeros((1, 3)), 1)
+    frame = pd.read_parquet(agent.config.node.data)
+    kept = frame["person_id"].drop_duplicates().iloc[::2]
+    frame[frame["person_id"].isin(kept)].to_parquet(agent.config.node.data, index=False)
+    # Execute
+    _, after = NodeAgent(agent.config).train_round(_spec("s2"), np.zeros((1, 3)), 1)
+    # Assert: the noisy resident count follows the new extract (noise sd is a few residents)
+    assert after == pytest.approx(before / 2, rel=0.1)
