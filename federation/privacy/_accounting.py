@@ -45,8 +45,10 @@ def _profile_epsilon(rho: float, delta: float) -> float:
     return float(converted.map(1.0).epsilon(delta))  # type: ignore[no-untyped-call]
 
 
+@lru_cache(maxsize=1024)
 def epsilon(rho: float, delta: float) -> float:
-    """(ε, δ)-DP implied by ρ-zCDP — OpenDP's conversion (tighter than the classic ρ + 2√(ρ ln 1/δ))."""
+    """(ε, δ)-DP implied by ρ-zCDP — OpenDP's conversion (tighter than the classic ρ + 2√(ρ ln 1/δ)).
+    Pure, so cached: a warm node plans the same study every round."""
     if rho <= 0:
         return 0.0
     return _profile_epsilon(rho, delta)
