@@ -41,6 +41,10 @@ __all__ = ["main"]
 TILLIT_FAB_ID = "tillit/tillit-study"
 _LATENCY_SHARE = 0.05
 _IDLE_CEILING = 2.0
+#: within a study's rounds, the next message is not looked for before this share of a round...
+_QUIET_SHARE = 0.7
+#: ...where a round is the shorter of the last two times between messages, if both are below this
+_ROUND_LIMIT = 5.0
 
 
 class _AdaptivePoll:
@@ -57,18 +61,29 @@ class _AdaptivePoll:
         self.last_activity = time.monotonic()
         self.stored = threading.Event()
         self.replied = threading.Event()
+        #: the last two times between stored messages (0 for a pause longer than a round)
+        self.cycles = (0.0, 0.0)
         #: the SuperNode's NodeState, known once it has stored a message
         self.state: Any = None
 
-    def touch(self) -> None:
-        self.last_activity = time.monotonic()
+    def touch(self, now: float | None = None) -> None:
+        """A message has been stored."""
+        now = time.monotonic() if now is None else now
+        cycle = now - self.last_activity
+        self.cycles = (self.cycles[1], cycle if cycle < _ROUND_LIMIT else 0.0)
+        self.last_activity = now
 
     def interval(self, seconds: float, now: float | None = None) -> float:
         """How long Flower's ``sleep(seconds)`` really sleeps: 5 % of the time since the last message,
         between ``fast`` and 2 s — a running study's next message waits at most 5 % of a round longer,
-        and a node that no study uses polls every 2 s."""
-        idle = (time.monotonic() if now is None else now) - self.last_activity
-        return min(seconds, _IDLE_CEILING, max(self.fast, _LATENCY_SHARE * idle))
+        and a node that no study uses polls every 2 s. While messages come at a steady pace (a study's
+        rounds), the next one is not looked for before 70 % of a round has passed since the last: the
+        other nodes have not answered yet, and each poll is a request the SuperLink answers on cores
+        the nodes share. (Waiting for this node's own reply, the sleep ends as soon as it is ready.)"""
+        now = time.monotonic() if now is None else now
+        wait = max(self.fast, _LATENCY_SHARE * (now - self.last_activity))
+        wait = max(wait, self.last_activity + _QUIET_SHARE * min(self.cycles) - now)
+        return min(seconds, _IDLE_CEILING, wait)
 
     def sleep(self, seconds: float) -> None:
         # a reply ends the wait at once: the SuperNode sends it without waiting out its poll
@@ -149,13 +164,14 @@ def _heartbeat(runtime: _InProcessRuntime) -> Callable[[], bool]:
 
 def _serve_task(runtime: _InProcessRuntime, replied: threading.Event) -> None:
     """One task, as ``flwr-clientapp`` would run it, with the installed ClientApp."""
-    client: Any = runtime   # stands in for Flower's RuntimeHttpClient: the same RPC methods
     from flwr.app import Error, Message
     from flwr.common.constant import ErrorCode, SubStatus
     from flwr.supercore.heartbeat import HeartbeatSender
     from flwr.supernode.runtime.run_clientapp import pull_task_input, push_message, push_task_output
 
     from federation.client_app import app
+
+    client: Any = runtime   # stands in for Flower's RuntimeHttpClient: the same RPC methods
 
     heartbeat = HeartbeatSender(_heartbeat(runtime))
     heartbeat.start()

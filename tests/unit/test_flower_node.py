@@ -76,3 +76,27 @@ def test_in_process_runtime_refuses_a_call_without_a_live_task_token(token: str 
         runtime.PushMessages("request")
     with pytest.raises(AttributeError):
         getattr(runtime, "GetConnector")   # not a ClientApp call: not offered
+
+
+def test_within_steady_rounds_the_first_poll_waits_most_of_a_round() -> None:
+    # Prepare: messages stored one second apart (a study's rounds)
+    poll = _AdaptivePoll(fast=0.1)
+    start = poll.last_activity
+    for k in (1, 2):
+        poll.touch(now=start + k)
+    # Execute
+    just_after = poll.interval(3.0, now=start + 2.05)
+    late = poll.interval(3.0, now=start + 2.8)
+    # Assert: quiet until 70 % of a round after the last message, then the fast floor
+    assert abs(just_after - 0.65) < 1e-9
+    assert late == 0.1
+
+
+def test_a_pause_between_studies_does_not_make_the_next_study_wait() -> None:
+    # Prepare: one quick exchange, then a minute of nothing before the next message
+    poll = _AdaptivePoll(fast=0.1)
+    start = poll.last_activity
+    poll.touch(now=start + 1)
+    poll.touch(now=start + 61)
+    # Execute / Assert: no quiet period after the pause
+    assert poll.interval(3.0, now=start + 61.01) == 0.1
