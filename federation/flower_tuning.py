@@ -1,5 +1,10 @@
 """The one place where Tillit adjusts Flower 1.41's timing, for processes that run Flower's code.
 
+Polling: Flower's processes poll each other (the SuperNode the SuperLink, the ServerApp the SuperLink
+for replies). ``poll_interval`` is the rule both of Tillit's pollers use: wait 5 % of the time
+already waited, never less than a floor — a reply or message is seen at most 5 % later than it
+could be, and a long wait (a first validation, an idle node) costs few requests.
+
 Flower moves a message as metadata first and its content objects after; a receiver that asks
 for the objects before they have arrived backs off for 1 s, then 2 s, ... (``pull_objects``'
 ``initial_backoff``/``backoff_cap``). On loopback or a LAN the objects follow within milliseconds,
@@ -11,7 +16,15 @@ Called by the ServerApp (in the SuperLink's ``flwr-serverapp`` process) and by
 
 from __future__ import annotations
 
-__all__ = ["shorten_object_pull_backoff"]
+__all__ = ["LATENCY_SHARE", "poll_interval", "shorten_object_pull_backoff"]
+
+#: a poller waits this share of the time it has already waited
+LATENCY_SHARE = 0.05
+
+
+def poll_interval(waited: float, floor: float) -> float:
+    """Seconds until the next poll, after ``waited`` seconds of waiting: 5 % of that, at least ``floor``."""
+    return max(floor, LATENCY_SHARE * waited)
 
 
 def shorten_object_pull_backoff(initial: float = 0.02, cap: float = 0.25) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from federation.flower_tuning import shorten_object_pull_backoff
+from federation.flower_tuning import poll_interval, shorten_object_pull_backoff
 from federation.privacy import StudyPlan, plan_study
 from federation.protocol import (
     OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, message_bytes, pack_request, read_array, read_value,
@@ -77,7 +77,6 @@ def main(grid: Grid, context: Context) -> None:
 
 #: replies to a training round are not looked for before this share of the previous round's time
 _QUIET_SHARE = 0.6
-_QUIET_POLL_SHARE = 0.05
 
 
 class _Link:
@@ -107,8 +106,8 @@ class _Link:
             got = list(self.grid.pull_messages(ids))
             replies += got
             ids -= {m.metadata.reply_to_message_id for m in got}
-            if ids:   # 5 % of the time waited so far: a long wait (first validation) polls less often
-                time.sleep(max(self.poll, _QUIET_POLL_SHARE * (time.perf_counter() - started)))
+            if ids:   # a long wait (a first validation) polls less often
+                time.sleep(poll_interval(time.perf_counter() - started, self.poll))
         if ids:
             raise StudyFailed("failed", {"error": {"code": "timeout", "detail": f"{len(ids)} node(s) did not reply"}})
         received = sum(_bytes(m) for m in replies)

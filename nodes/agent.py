@@ -192,13 +192,14 @@ class NodeAgent:
 
     def _design(self, spec: StudySpec, prepared: Prepared) -> "Design":
         """Encoded training data: kept in memory by a warm node and in the node's own state directory
-        between rounds, keyed by the validated extract's hash and the model spec."""
+        between rounds, keyed by node, contract version, the validated extract's hash and the model spec."""
         from federation.tasks.logreg import Design, encode
 
         assert spec.model is not None
         plan = prepared.plan.model
         assert plan is not None
-        identity = (str(self.config.state_dir), self.contract.label, prepared.extract_sha256, spec.model.model_dump_json())
+        identity = (str(self.config.state_dir), self.contract.label, prepared.extract_sha256,
+                    spec.model.model_dump_json())
         key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:24]
         if key in _DESIGNS:
             return _DESIGNS[key]

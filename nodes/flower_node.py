@@ -31,15 +31,16 @@ import os
 import sys
 import threading
 import time
-from logging import ERROR, INFO
 from collections.abc import Callable
+from logging import ERROR, INFO
 from typing import Any
+
+from federation.flower_tuning import poll_interval, shorten_object_pull_backoff
 
 __all__ = ["main"]
 
 #: the fab_id under which `flwr run` ships Tillit's app (publisher/name in federation/flower_app)
 TILLIT_FAB_ID = "tillit/tillit-study"
-_LATENCY_SHARE = 0.05
 _IDLE_CEILING = 2.0
 #: within a study's rounds, the next message is not looked for before this share of a round...
 _QUIET_SHARE = 0.7
@@ -81,7 +82,7 @@ class _AdaptivePoll:
         other nodes have not answered yet, and each poll is a request the SuperLink answers on cores
         the nodes share. (Waiting for this node's own reply, the sleep ends as soon as it is ready.)"""
         now = time.monotonic() if now is None else now
-        wait = max(self.fast, _LATENCY_SHARE * (now - self.last_activity))
+        wait = poll_interval(now - self.last_activity, self.fast)
         wait = max(wait, self.last_activity + _QUIET_SHARE * min(self.cycles) - now)
         return min(seconds, _IDLE_CEILING, wait)
 
@@ -235,8 +236,6 @@ def main() -> None:
     argv = sys.argv[1:]
     if "--isolation" in argv:
         raise SystemExit("nodes.flower_node sets --isolation itself")
-    from federation.flower_tuning import shorten_object_pull_backoff
-
     poll = _AdaptivePoll(float(os.environ.get("TILLIT_NODE_POLL_SECONDS", "0.1")))
     _tune_supernode_loop(poll)
     shorten_object_pull_backoff()
