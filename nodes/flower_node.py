@@ -16,7 +16,9 @@ message takes a dozen Runtime calls, 10-20 ms each over HTTP on a busy machine. 
 - the SuperNode's idle poll adapts: it waits 5 % of the time since its last message, at least
   ``TILLIT_NODE_POLL_SECONDS`` (0.1 s) and at most 2 s — fast within a study's rounds, quiet on a
   node that no running study uses (two cores shared by seven idle nodes polling at 10 Hz slowed
-  the demo's model by a third);
+  the demo's model by a third); within steady rounds it sends no poll before 70 % of a round has
+  passed since the last message could have arrived (rounds timed on the ServerApp's clock, from
+  the messages' ``created_at``), not even the one Flower's loop makes right after each reply;
 - the ClientApp thread does not poll: it is woken when the SuperNode has stored a message, and
   the SuperNode, waiting for the reply, is woken as soon as the thread has handed it over;
 - object pulls retry after 20 ms instead of 1 s (:mod:`federation.flower_tuning`).
@@ -31,6 +33,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from logging import ERROR, INFO
 from typing import Any
@@ -46,6 +49,8 @@ _IDLE_CEILING = 2.0
 _QUIET_SHARE = 0.7
 #: ...where a round is the shorter of the last two times between messages, if both are below this
 _ROUND_LIMIT = 5.0
+#: messages over which the shortest make-to-store gap is taken (a study's recent rounds)
+_GAP_WINDOW = 8
 
 
 class _AdaptivePoll:
@@ -62,17 +67,38 @@ class _AdaptivePoll:
         self.last_activity = time.monotonic()
         self.stored = threading.Event()
         self.replied = threading.Event()
-        #: the last two times between stored messages (0 for a pause longer than a round)
+        #: the last two times between messages (0 for a pause longer than a round)
         self.cycles = (0.0, 0.0)
+        #: when the last message became available here (monotonic), at the latest when it was stored
+        self.available = self.last_activity
+        #: the ServerApp's ``created_at`` of the last message, and recent (stored - created_at) gaps
+        self._created: float | None = None
+        self._gaps: deque[float] = deque(maxlen=_GAP_WINDOW)
         #: the SuperNode's NodeState, known once it has stored a message
         self.state: Any = None
 
-    def touch(self, now: float | None = None) -> None:
-        """A message has been stored."""
+    def touch(self, now: float | None = None, created_at: float | None = None) -> None:
+        """A message has been stored (``now``, monotonic); the ServerApp made it at ``created_at``.
+
+        Rounds are timed on the ServerApp's clock when it says when it made a message: the time
+        between two messages' ``created_at``, and each message's arrival taken as its ``created_at``
+        plus the shortest recent gap between making and storing (transport, and the clocks' offset —
+        only differences are used, so clock skew does not matter). A node that picked one message up
+        late therefore does not look for the next one late too: its quiet window starts when the
+        message could have been here, not when this node happened to store it."""
         now = time.monotonic() if now is None else now
-        cycle = now - self.last_activity
-        self.cycles = (self.cycles[1], cycle if cycle < _ROUND_LIMIT else 0.0)
-        self.last_activity = now
+        if created_at is not None and created_at > 0 and self._created is not None:
+            cycle = created_at - self._created
+        else:
+            cycle = now - self.last_activity
+        self.cycles = (self.cycles[1], cycle if 0 < cycle < _ROUND_LIMIT else 0.0)
+        self.last_activity = self.available = now
+        if created_at is not None and created_at > 0:
+            self._gaps.append(now - created_at)
+            self._created = created_at
+            self.available = min(now, created_at + min(self._gaps))
+        else:
+            self._created = None
 
     def interval(self, seconds: float, now: float | None = None) -> float:
         """How long Flower's ``sleep(seconds)`` really sleeps: 5 % of the time since the last message,
@@ -82,9 +108,13 @@ class _AdaptivePoll:
         other nodes have not answered yet, and each poll is a request the SuperLink answers on cores
         the nodes share. (Waiting for this node's own reply, the sleep ends as soon as it is ready.)"""
         now = time.monotonic() if now is None else now
-        wait = poll_interval(now - self.last_activity, self.fast)
-        wait = max(wait, self.last_activity + _QUIET_SHARE * min(self.cycles) - now)
+        wait = max(poll_interval(now - self.last_activity, self.fast), self.quiet(now))
         return min(seconds, _IDLE_CEILING, wait)
+
+    def quiet(self, now: float | None = None) -> float:
+        """Seconds left before the next message is worth looking for (0 outside steady rounds)."""
+        now = time.monotonic() if now is None else now
+        return max(0.0, self.available + _QUIET_SHARE * min(self.cycles) - now)
 
     def sleep(self, seconds: float) -> None:
         # a reply ends the wait at once: the SuperNode sends it without waiting out its poll
@@ -101,10 +131,24 @@ def _tune_supernode_loop(poll: _AdaptivePoll) -> None:
     pull = loop._pull_and_store_message
 
     def pull_and_note(*args: Any, **kwargs: Any) -> Any:
+        # Flower's loop looks again right after sending a reply; within steady rounds the next
+        # message cannot be there yet (the other nodes are still computing): no request, just wait
+        if poll.quiet() > 0:
+            return None
+        made: list[float] = []
+        receive = kwargs.get("receive")
+        if receive is not None:
+            def noting_receive() -> Any:
+                got = receive()
+                if got is not None:
+                    made.append(got[0].metadata.created_at)
+                return got
+
+            kwargs["receive"] = noting_receive
         run_id = pull(*args, **kwargs)
         if run_id is not None:
             poll.state = kwargs["state"]
-            poll.touch()
+            poll.touch(created_at=made[-1] if made else None)
             poll.stored.set()
         return run_id
 

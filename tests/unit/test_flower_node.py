@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from nodes.flower_node import _AdaptivePoll
@@ -100,3 +102,62 @@ def test_a_pause_between_studies_does_not_make_the_next_study_wait() -> None:
     poll.touch(now=start + 61)
     # Execute / Assert: no quiet period after the pause
     assert poll.interval(3.0, now=start + 61.01) == 0.1
+
+
+def test_a_message_picked_up_late_does_not_make_the_node_look_late_for_the_next() -> None:
+    # Prepare: the ServerApp makes a message every second (its clock 1000 s off this node's);
+    # this node stored the first two 0.05 s after they were made, the third 0.5 s late
+    poll = _AdaptivePoll(fast=0.1)
+    for made, stored in ((1000.0, 10.05), (1001.0, 11.05), (1002.0, 12.55)):
+        poll.touch(now=stored, created_at=made)
+    # Execute
+    quiet = poll.quiet(now=12.6)
+    # Assert: quiet until 70 % of a round after the third message could have been here (12.05 + 0.7),
+    # not after this node stored it (12.55 + 0.7)
+    assert abs(quiet - 0.15) < 1e-9
+
+
+def test_rounds_are_timed_on_the_serverapps_clock_when_messages_say_when_they_were_made() -> None:
+    # Prepare: made one second apart, stored irregularly (0.4 s late, then on time)
+    poll = _AdaptivePoll(fast=0.1)
+    for made, stored in ((50.0, 5.05), (51.0, 6.45), (52.0, 7.05)):
+        poll.touch(now=stored, created_at=made)
+    # Execute / Assert: both rounds are one second, not 1.4 s and 0.6 s
+    assert poll.cycles == pytest.approx((1.0, 1.0))
+
+
+def test_the_supernode_loop_sends_no_request_while_the_next_message_cannot_be_there(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: Flower's pull, recorded; a node in steady one-second rounds, just after a message
+    import flwr.supernode.start_client_internal as loop
+
+    from nodes.flower_node import _tune_supernode_loop
+
+    class _Metadata:
+        created_at = 102.0
+
+    class _Message:
+        metadata = _Metadata()
+
+    pulls: list[object] = []
+
+    def flower_pull(**kwargs: object) -> int | None:
+        pulls.append(kwargs)
+        got = kwargs["receive"]()  # type: ignore[operator]
+        return None if got is None else 7
+
+    monkeypatch.setattr(loop, "_pull_and_store_message", flower_pull)
+    monkeypatch.setattr(loop, "time", loop.time)
+    poll = _AdaptivePoll(fast=0.1)
+    now = time.monotonic()
+    for k, made in enumerate((99.0, 100.0, 101.0)):
+        poll.touch(now=now - 2.05 + k, created_at=made)   # the last one stored 0.05 s ago
+    _tune_supernode_loop(poll)
+    # Execute: Flower's loop looks right after a reply, then again once the quiet window is over
+    during_quiet = loop._pull_and_store_message(receive=lambda: (_Message(), None), state="node-state")
+    poll.available -= 1.0   # as if the window had passed
+    after_quiet = loop._pull_and_store_message(receive=lambda: (_Message(), None), state="node-state")
+    # Assert: no request within the window; afterwards one, and its message's making time is noted
+    assert during_quiet is None
+    assert len(pulls) == 1 and after_quiet == 7
+    assert poll._created == 102.0 and poll.state == "node-state"
