@@ -6,14 +6,19 @@ For 3 and 5 nodes (one municipality's health-care silo each) it measures:
 - per-round coordination overhead: a round's wall time minus one node's own compute, with
   Flower's stock SuperNode (a ClientApp process per message, 3 s idle poll) and with Tillit's warm
   nodes (:mod:`nodes.flower_node`), the SuperLink's state on disk or in memory;
-- bytes per round (both directions, all nodes) against the model's size.
-Run:  ``.venv/bin/python -m benchmarks.federation_dpgd [--residents N] [--rounds R]``
+- bytes per round (both directions, all nodes) against the model's size;
+- with ``--requests``: the HTTP requests the SuperLink answered per message exchange, by route, read
+  from its access log (Flower logs routine requests only at DEBUG, which costs a little time, so
+  the timed numbers of such a run are not the ones to quote).
+Run:  ``.venv/bin/python -m benchmarks.federation_dpgd [--residents N] [--rounds R] [--requests]``
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -81,6 +86,15 @@ def _pooled_seconds(designs: list[Design], spec_doc: dict[str, object]) -> tuple
     return pooled_s, time.perf_counter() - started
 
 
+_ACCESS = re.compile(r'"(?:POST|GET) /v1/(\S+) HTTP')
+
+
+def _requests(log: Path, skip: int) -> tuple[int, collections.Counter[str]]:
+    """Lines of the SuperLink's log so far, and the routes it answered after line ``skip``."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return len(lines), collections.Counter(m.group(1) for line in lines[skip:] if (m := _ACCESS.search(line)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--residents", type=int, default=20_000, help="per node (municipality)")
@@ -88,6 +102,8 @@ def main() -> None:
     parser.add_argument("--nodes", default="3,5")
     parser.add_argument("--configurations", default=",".join(str(i) for i in range(len(CONFIGURATIONS))),
                         help="which of " + "; ".join(f"{i}: {c[0]}" for i, c in enumerate(CONFIGURATIONS)))
+    parser.add_argument("--requests", action="store_true",
+                        help="count the SuperLink's requests per exchange (its log at DEBUG)")
     args = parser.parse_args()
     chosen = [CONFIGURATIONS[int(i)] for i in args.configurations.split(",")]
     lines = []
@@ -102,17 +118,25 @@ def main() -> None:
             doc = _spec(datasets, args.rounds)
             pooled_s, node_round_s = _pooled_seconds(_designs(root / "data", municipalities, doc), doc)
             runs = {}
+            counts: dict[str, collections.Counter[str]] = {}
             for n, (label, warm_nodes, on_disk) in enumerate(chosen):
-                with LocalFederation(root / f"fed-{k}-{n}", nodes, warm_nodes=warm_nodes,
-                                     superlink_database=on_disk) as fed:
+                fed = LocalFederation(root / f"fed-{k}-{n}", nodes, warm_nodes=warm_nodes,
+                                      superlink_database=on_disk)
+                if args.requests:
+                    fed.env["FLWR_LOG_LEVEL"] = "DEBUG"   # only the SuperLink's environment
+                log = fed.workdir / "logs" / "superlink.log"
+                with fed:
                     first = dict(doc, study_id=f"first-{k}-{n}", model={**doc["model"], "rounds": 1})  # type: ignore[dict-item]
                     (root / "first.json").write_text(json.dumps(first))
                     fed.run(root / "first.json")  # validation + caches
                     spec_doc = dict(doc, study_id=f"{doc['study_id']}-{n}")
                     (root / "spec.json").write_text(json.dumps(spec_doc))
+                    skip = _requests(log, 0)[0] if args.requests else 0
                     started = time.perf_counter()
                     result = fed.run(root / "spec.json")
                     runs[label] = (time.perf_counter() - started, result)
+                    if args.requests:
+                        counts[label] = _requests(log, skip)[1]
             lines.append(f"{k} nodes x {args.residents:,} residents, {args.rounds} rounds x 5 local steps:")
             lines.append(row("same DP-GD pooled in one process (baseline)", pooled_s))
             for label, (seconds, result) in runs.items():
@@ -121,6 +145,12 @@ def main() -> None:
                 lines.append(row(f"federated, {label} (flwr run to result)", seconds, pooled_s))
                 lines.append(f"      median round {statistics.median(per_round):.2f} s; node compute "
                              f"{node_round_s:.2f} s; coordination overhead {overhead:.2f} s per round")
+                if label in counts:   # prepare, the training rounds, evaluation: one exchange each
+                    exchanges = len(per_round) + 2
+                    total = sum(counts[label].values())
+                    lines.append(f"      SuperLink requests per exchange: {total / exchanges:.1f} (study total "
+                                 f"{total}: " + ", ".join(f"{route} {c}" for route, c in counts[label].most_common())
+                                 + ")")
             result = runs[chosen[-1][0]][1]
             model_bytes = 8 * len(result["outputs"]["features"])
             moved = statistics.median(r["bytes_sent"] + r["bytes_received"] for r in result["rounds"])
