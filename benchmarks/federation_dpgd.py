@@ -89,10 +89,12 @@ def _pooled_seconds(designs: list[Design], spec_doc: dict[str, object]) -> tuple
 _ACCESS = re.compile(r'"(?:POST|GET) /v1/(\S+) HTTP')
 
 
-def _requests(log: Path, skip: int) -> tuple[int, collections.Counter[str]]:
-    """Lines of the SuperLink's log so far, and the routes it answered after line ``skip``."""
-    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    return len(lines), collections.Counter(m.group(1) for line in lines[skip:] if (m := _ACCESS.search(line)))
+def _requests(log: Path, offset: int) -> collections.Counter[str]:
+    """The routes the SuperLink answered, from its log after byte ``offset``."""
+    with log.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", errors="replace")
+    return collections.Counter(m.group(1) for m in _ACCESS.finditer(text))
 
 
 def main() -> None:
@@ -123,7 +125,7 @@ def main() -> None:
                 fed = LocalFederation(root / f"fed-{k}-{n}", nodes, warm_nodes=warm_nodes,
                                       superlink_database=on_disk)
                 if args.requests:
-                    fed.env["FLWR_LOG_LEVEL"] = "DEBUG"   # only the SuperLink's environment
+                    fed.env["FLWR_LOG_LEVEL"] = "DEBUG"   # the SuperLink's and its ServerApp's; not the nodes'
                 log = fed.workdir / "logs" / "superlink.log"
                 with fed:
                     first = dict(doc, study_id=f"first-{k}-{n}", model={**doc["model"], "rounds": 1})  # type: ignore[dict-item]
@@ -131,12 +133,12 @@ def main() -> None:
                     fed.run(root / "first.json")  # validation + caches
                     spec_doc = dict(doc, study_id=f"{doc['study_id']}-{n}")
                     (root / "spec.json").write_text(json.dumps(spec_doc))
-                    skip = _requests(log, 0)[0] if args.requests else 0
+                    offset = log.stat().st_size
                     started = time.perf_counter()
                     result = fed.run(root / "spec.json")
                     runs[label] = (time.perf_counter() - started, result)
                     if args.requests:
-                        counts[label] = _requests(log, skip)[1]
+                        counts[label] = _requests(log, offset)
             lines.append(f"{k} nodes x {args.residents:,} residents, {args.rounds} rounds x 5 local steps:")
             lines.append(row("same DP-GD pooled in one process (baseline)", pooled_s))
             for label, (seconds, result) in runs.items():

@@ -87,18 +87,13 @@ class _AdaptivePoll:
         late therefore does not look for the next one late too: its quiet window starts when the
         message could have been here, not when this node happened to store it."""
         now = time.monotonic() if now is None else now
-        if created_at is not None and created_at > 0 and self._created is not None:
-            cycle = created_at - self._created
-        else:
-            cycle = now - self.last_activity
+        made = created_at if created_at is not None and created_at > 0 else None
+        cycle = made - self._created if made is not None and self._created is not None else now - self.last_activity
         self.cycles = (self.cycles[1], cycle if 0 < cycle < _ROUND_LIMIT else 0.0)
-        self.last_activity = self.available = now
-        if created_at is not None and created_at > 0:
-            self._gaps.append(now - created_at)
-            self._created = created_at
-            self.available = min(now, created_at + min(self._gaps))
-        else:
-            self._created = None
+        self.last_activity, self._created = now, made
+        if made is not None:
+            self._gaps.append(now - made)
+        self.available = now if made is None else min(now, made + min(self._gaps))
 
     def interval(self, seconds: float, now: float | None = None) -> float:
         """How long Flower's ``sleep(seconds)`` really sleeps: 5 % of the time since the last message,
