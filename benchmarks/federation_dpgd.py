@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import row
-from federation.local import LocalFederation, NodeSetup
 from federation.privacy import plan_study
 from federation.spec import parse_spec
 from federation.tasks import Design, encode, local_training
 from nodes.agent import RESIDENT, typed_extract
 from nodes.secret import ephemeral_secret
-from schemas import ContractRegistry
+from schemas import ContractCatalog
 from schemas.synth import SynthConfig, synthesize
+from tillit.local import LocalFederation, NodeSetup
 
 NAMES = ("espoo", "vantaa", "helsinki", "turku", "oulu")
 #: (label, warm nodes, SuperLink state on disk); all with Tillit's 0.05 s server and SuperExec polling
@@ -54,7 +54,7 @@ def _spec(datasets: list[str], rounds: int) -> dict[str, object]:
 
 
 def _designs(root: Path, municipalities: tuple[str, ...], spec_doc: dict[str, object]) -> list[Design]:
-    contract = ContractRegistry().get("health_care")
+    contract = ContractCatalog().get("health_care")
     spec = parse_spec(spec_doc)
     plan = plan_study(spec, contract)
     assert plan.model is not None and spec.model is not None
@@ -65,7 +65,7 @@ def _designs(root: Path, municipalities: tuple[str, ...], spec_doc: dict[str, ob
 
 def _pooled_seconds(designs: list[Design], spec_doc: dict[str, object]) -> tuple[float, float]:
     """The same DP-GD in one process on the pooled rows; and one node's compute for one round."""
-    contract = ContractRegistry().get("health_care")
+    contract = ContractCatalog().get("health_care")
     spec = parse_spec(spec_doc)
     plan = plan_study(spec, contract)
     assert plan.model is not None and spec.model is not None

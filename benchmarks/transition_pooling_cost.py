@@ -21,7 +21,7 @@ from federation.privacy import gaussian_release, plan_study
 from federation.results import table_outputs
 from federation.templates import build_spec
 from nodes.agent import typed_extract
-from schemas import ContractRegistry
+from schemas import ContractCatalog
 from schemas.synth import SynthConfig, synthesize
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     municipalities = tuple(args.municipalities.split(","))
-    registry = ContractRegistry()
+    registry = ContractCatalog()
     contract = registry.get("health_care")
     specs = {estimator: build_spec("health_transitions", "pooling-cost", "2024",
                                    {"municipalities": list(municipalities), "epsilon": args.epsilon,

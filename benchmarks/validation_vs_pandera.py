@@ -20,7 +20,7 @@ import pandas as pd
 from benchmarks._common import median_seconds, row
 from nodes.extract import pseudonymise, read_extract
 from nodes.secret import ephemeral_secret
-from schemas import Contract, ContractRegistry
+from schemas import Contract, ContractCatalog
 from schemas.synth import SynthConfig, synthesize
 from validation import Source, contract_checks, validate_frame
 from validation._conformance import conform
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    contract = ContractRegistry().get("health_care")
+    contract = ContractCatalog().get("health_care")
     with tempfile.TemporaryDirectory() as tmp:
         residents = max(2_000, int(args.rows / 5.8) + 1)  # about 5.8 yearly rows per resident
         synthesize(SynthConfig(out=Path(tmp), residents=residents, seed=1))

@@ -9,10 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from common.errors import TillitError
 from coordinator.routes import admin, audit, budgets, nodes, public, studies
 from coordinator.runner import Watcher, recover_interrupted_launches
 from coordinator.state import Coordinator
-from tillit.errors import TillitError
+
 
 __all__ = ["create_app"]
 

@@ -4,10 +4,14 @@ Each protected route is named in :data:`POLICY` with the roles allowed and, wher
 scope: a privacy officer or node acts only on the datasets it answers for (a dataset in the path,
 or the datasets of the study in the path). Public routes are listed in :data:`PUBLIC`. A route in
 neither table refuses everyone — forgetting a route locks it, never opens it.
+
+Authorization and the route share one database session per request (:data:`SessionDep`): what the
+route does commits together, before the answer is sent, or not at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -15,13 +19,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from common.errors import Forbidden
 from coordinator.models import Study
 from coordinator.principals import Identity, Role, authenticate
 from coordinator.state import Coordinator
 from federation.spec import StudySpec
-from tillit.errors import Forbidden
 
-__all__ = ["POLICY", "PUBLIC", "CoordinatorDep", "CurrentPrincipal", "Policy", "get_coordinator"]
+__all__ = ["POLICY", "PUBLIC", "CoordinatorDep", "CurrentPrincipal", "Policy", "SessionDep", "authorize_identity",
+           "get_coordinator"]
 
 Scope = Literal["dataset_path", "study_datasets"] | None
 _STAFF: tuple[Role, ...] = ("admin", "privacy_officer", "analyst")
@@ -40,7 +45,7 @@ POLICY: dict[str, Policy] = {
     "whoami": Policy(("admin", "privacy_officer", "analyst", "node")),
     "create_principal": Policy(("admin",)),
     "list_principals": Policy(("admin",)),
-    "enroll_node": Policy(("node",)),
+    "enroll_node": Policy(("node",), "dataset_path"),
     "list_nodes": Policy(("admin", "privacy_officer")),
     "report_validation": Policy(("node",), "dataset_path"),
     "list_datasets": Policy(_STAFF),
@@ -57,6 +62,7 @@ POLICY: dict[str, Policy] = {
     "reject_study": Policy(("privacy_officer",), "study_datasets"),
     "run_study": Policy(("analyst",)),
     "study_results": Policy(_STAFF),
+    "study_report": Policy(_STAFF),
     "audit_log": Policy(("admin", "privacy_officer")),
     "audit_verify": Policy(("admin", "privacy_officer")),
 }
@@ -68,29 +74,42 @@ def get_coordinator(request: Request) -> Coordinator:
 
 
 CoordinatorDep = Annotated[Coordinator, Depends(get_coordinator)]
+
+
+def _session(coordinator: CoordinatorDep) -> Iterator[Session]:
+    with coordinator.db.unit_of_work() as session:
+        yield session
+
+
+#: the request's database session: commits after the route returns and before the answer is sent
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="a token from `tillit principal add` (or the admin token file)")
 
 
-def authorize(request: Request, coordinator: CoordinatorDep,
-              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
-    name = getattr(request.scope.get("route"), "name", "")
-    with coordinator.db.transaction() as session:
-        identity = authenticate(session, credentials.credentials if credentials else None)
-        policy = POLICY.get(name)
-        if policy is None:
-            raise Forbidden(f"route {name or '?'} has no access policy; nobody may call it")
-        if identity.role not in policy.roles:
-            allowed = ", ".join(r.replace("_", " ") for r in policy.roles)
-            raise Forbidden(f"{identity.name} (role {identity.role}) may not do this; it needs: {allowed}")
-        if identity.role in ("privacy_officer", "node") and policy.scope is not None:
-            wanted = _scoped_datasets(request, session, policy.scope)
-            if wanted is not None and not (identity.datasets & wanted):
-                raise Forbidden(f"{identity.name} does not answer for {', '.join(sorted(wanted)) or 'these datasets'}")
+def authorize_identity(session: Session, identity: Identity, route: str, path_params: dict[str, str]) -> Identity:
+    """Whether ``identity`` may call ``route`` with these path parameters (Forbidden if not); the one check
+    behind every protected route and page."""
+    policy = POLICY.get(route)
+    if policy is None:
+        raise Forbidden(f"route {route or '?'} has no access policy; nobody may call it")
+    if identity.role not in policy.roles:
+        allowed = ", ".join(r.replace("_", " ") for r in policy.roles)
+        raise Forbidden(f"{identity.name} (role {identity.role}) may not do this; it needs: {allowed}")
+    if identity.role in ("privacy_officer", "node") and policy.scope is not None:
+        wanted = _scoped_datasets(path_params, session, policy.scope)
+        if wanted is not None and not (identity.datasets & wanted):
+            raise Forbidden(f"{identity.name} does not answer for {', '.join(sorted(wanted)) or 'these datasets'}")
     return identity
 
 
-def _scoped_datasets(request: Request, session: Session, scope: Scope) -> set[str] | None:
-    params = request.path_params
+def authorize(request: Request, session: SessionDep,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
+    identity = authenticate(session, credentials.credentials if credentials else None)
+    route = getattr(request.scope.get("route"), "name", "")
+    return authorize_identity(session, identity, route, dict(request.path_params))
+
+
+def _scoped_datasets(params: dict[str, str], session: Session, scope: Scope) -> set[str] | None:
     if scope == "dataset_path":
         return {f"{params['municipality']}/{params['sector']}"}
     study = session.get(Study, params["study_id"])

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tillit.errors import UsageError
+from common.errors import UsageError
 
 __all__ = ["Database"]
 
@@ -47,6 +47,20 @@ class Database:
         """A session whose work commits together or not at all."""
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """A session that commits at the end (or rolls back on an error); a long operation may commit
+        part of its work earlier itself (a launch commits ``launching`` before it calls ``flwr run``)."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

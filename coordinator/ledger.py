@@ -1,4 +1,4 @@
-"""Budgets and the append-only ledger, in the database. The arithmetic is in :mod:`coordinator.budget`.
+"""Budgets and the append-only ledger, in the database. The arithmetic is in :mod:`federation.privacy.budget`.
 
 A study is charged on every dataset it touches, all or nothing, before its spec is signed — so
 before any node can release anything. Charges are idempotent per (study, dataset, period) and
@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from common.errors import BudgetExceeded, NotFound, UsageError
 from coordinator import audit
-from coordinator.budget import Balance
 from coordinator.clock import now
 from coordinator.models import Budget, Dataset, LedgerEntry, MunicipalityCap
-from federation.privacy import PrivacyLoss, rho_for_epsilon
-from tillit.errors import BudgetExceeded, NotFound, UsageError
+from federation.privacy import Balance, PrivacyLoss, make_cap
 
 if TYPE_CHECKING:
     from coordinator.state import Coordinator
@@ -28,24 +27,11 @@ __all__ = ["balance", "balances", "charge", "ledger_entries", "municipality_bala
            "set_municipality_cap"]
 
 
-def _cap(epsilon: float | None, rho: float | None, delta: float) -> PrivacyLoss:
-    if (epsilon is None) == (rho is None):
-        raise UsageError("give a budget as epsilon (at delta) or as rho, exactly one of them")
-    if epsilon is not None:
-        if not 0.001 <= epsilon <= 100:
-            raise UsageError("epsilon must be in [0.001, 100]")
-        return PrivacyLoss.cap_from_rho(rho_for_epsilon(epsilon, delta))
-    assert rho is not None
-    if not 1e-7 <= rho <= 100:
-        raise UsageError("rho must be in [1e-7, 100]")
-    return PrivacyLoss.cap_from_rho(rho)
-
-
 def set_budget(coordinator: Coordinator, session: Session, actor: str, dataset: str, period: str,
                epsilon: float | None, rho: float | None, delta: float) -> Balance:
     if session.get(Dataset, dataset) is None:
         raise NotFound(f"dataset {dataset} is not registered (its node enrolls it)")
-    cap = _cap(epsilon, rho, delta)
+    cap = make_cap(epsilon=epsilon, rho=rho, delta=delta)
     session.add(Budget(dataset=dataset, period=period, cap_units=cap.units, delta=delta, set_by=actor,
                        set_at=now()))
     audit.append(session, coordinator.signer, actor, "budget.set", f"{dataset}@{period}",
@@ -57,7 +43,7 @@ def set_budget(coordinator: Coordinator, session: Session, actor: str, dataset: 
 
 def set_municipality_cap(coordinator: Coordinator, session: Session, actor: str, municipality: str,
                          period: str, epsilon: float | None, rho: float | None, delta: float) -> Balance:
-    cap = _cap(epsilon, rho, delta)
+    cap = make_cap(epsilon=epsilon, rho=rho, delta=delta)
     session.add(MunicipalityCap(municipality=municipality, period=period, cap_units=cap.units, delta=delta,
                                 set_by=actor, set_at=now()))
     audit.append(session, coordinator.signer, actor, "cap.set", f"{municipality}@{period}",

@@ -7,18 +7,18 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from common.errors import Conflict, NotAuthenticated, UsageError
 from coordinator import audit
 from coordinator.clock import now
+from coordinator.db import Database
 from coordinator.models import Principal
-from tillit.errors import Conflict, NotAuthenticated, UsageError
-
-if TYPE_CHECKING:
-    from coordinator.state import Coordinator
+from federation.signing import SigningKey
 
 __all__ = ["ROLES", "Identity", "Role", "authenticate", "bootstrap_admin", "create_principal", "hash_token"]
 
@@ -39,7 +39,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_principal(coordinator: Coordinator, session: Session, actor: str, name: str, role: str,
+def create_principal(signer: SigningKey, session: Session, actor: str, name: str, role: str,
                      datasets: tuple[str, ...] = ()) -> str:
     """Add a principal; returns its token (the only time it is ever available)."""
     if role not in ROLES:
@@ -51,7 +51,7 @@ def create_principal(coordinator: Coordinator, session: Session, actor: str, nam
     token = "tlt_" + secrets.token_urlsafe(32)
     session.add(Principal(name=name, role=role, token_hash=hash_token(token),
                           datasets=json.dumps(sorted(datasets)), created_at=now()))
-    audit.append(session, coordinator.signer, actor, "principal.created", name,
+    audit.append(session, signer, actor, "principal.created", name,
                  {"role": role, "datasets": sorted(datasets)})
     return token
 
@@ -65,13 +65,12 @@ def authenticate(session: Session, token: str | None) -> Identity:
     return Identity(name=row.name, role=row.role, datasets=frozenset(json.loads(row.datasets)))  # type: ignore[arg-type]
 
 
-def bootstrap_admin(coordinator: Coordinator) -> None:
+def bootstrap_admin(db: Database, signer: SigningKey, path: Path) -> None:
     """On the first start, create the admin and write its token to a file only its owner can read."""
-    with coordinator.db.transaction() as session:
+    with db.transaction() as session:
         if session.execute(select(func.count()).select_from(Principal)).scalar_one():
             return
-        token = create_principal(coordinator, session, "coordinator", "admin", "admin")
-        path = coordinator.settings.admin_token_path
+        token = create_principal(signer, session, "coordinator", "admin", "admin")
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as out:
             out.write(token + "\n")

@@ -13,14 +13,14 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from coordinator import audit
-from coordinator.clock import now
+from common.errors import Conflict, ServiceUnavailable, TillitError
+from coordinator.lifecycle import StudyStatus, move
 from coordinator.models import LedgerEntry, Study
 from coordinator.principals import Identity
 from coordinator.studies import approved_spec, get_study, study_json
 from federation.launch import LaunchTarget, progress_path, read_json, result_path, submit_run
-from tillit.errors import Conflict, ServiceUnavailable, TillitError
 
 if TYPE_CHECKING:
     from coordinator.state import Coordinator
@@ -37,47 +37,47 @@ def launch_target(coordinator: Coordinator) -> LaunchTarget:
                                       settings.run_results_dir)
 
 
-def launch(coordinator: Coordinator, analyst: Identity, study_id: str) -> dict[str, Any]:
-    with coordinator.db.transaction() as session:
-        study = get_study(session, study_id, lock=True)
-        if study.status != "approved":
-            raise Conflict(f"study {study_id} is {study.status}; only an approved study can be launched")
-        target = launch_target(coordinator)
-        study.status = "launching"
-        spec = approved_spec(study)
-        audit.append(session, coordinator.signer, analyst.name, "study.launching", study_id, {})
+def launch(coordinator: Coordinator, session: Session, analyst: Identity, study_id: str) -> dict[str, Any]:
+    """Submit an approved study. Three commits: ``launching`` before ``flwr run`` (so a crash mid-submit is
+    seen and undone at the next start), then ``running`` with its run id, or back to ``approved``."""
+    study = get_study(session, study_id, lock=True)
+    if study.status != StudyStatus.APPROVED:
+        raise Conflict(f"study {study_id} is {study.status}; only an approved study can be launched")
+    target = launch_target(coordinator)
+    move(session, coordinator.signer, study, StudyStatus.LAUNCHING, analyst.name, "study.launching", {})
+    spec = approved_spec(study)
+    session.commit()
     path = coordinator.studies_dir / study_id / "spec.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(spec.model_dump_json(indent=1), encoding="utf-8")
     try:
         run_id = submit_run(target, path, contracts_dirs=coordinator.settings.contracts_dirs)
     except TillitError as error:
-        with coordinator.db.transaction() as session:
-            study = get_study(session, study_id, lock=True)
-            study.status = "approved"
-            audit.append(session, coordinator.signer, "coordinator", "study.launch_failed", study_id,
-                         {"detail": error.message})
-        raise ServiceUnavailable(f"study {study_id} could not be launched: {error.message}") from None
-    with coordinator.db.transaction() as session:
         study = get_study(session, study_id, lock=True)
-        study.status, study.run_id, study.launched_at = "running", str(run_id), now()
-        audit.append(session, coordinator.signer, "coordinator", "study.running", study_id, {"run_id": str(run_id)})
-        return study_json(session, study)
+        move(session, coordinator.signer, study, StudyStatus.APPROVED, "coordinator", "study.launch_failed",
+             {"detail": error.message})
+        session.commit()
+        raise ServiceUnavailable(f"study {study_id} could not be launched: {error.message}") from None
+    study = get_study(session, study_id, lock=True)
+    study.run_id = str(run_id)
+    move(session, coordinator.signer, study, StudyStatus.RUNNING, "coordinator", "study.running",
+         {"run_id": str(run_id)})
+    return study_json(session, study)
 
 
 def recover_interrupted_launches(coordinator: Coordinator) -> None:
     """A study left ``launching`` by a crash goes back to ``approved`` (its run id was never recorded)."""
     with coordinator.db.transaction() as session:
-        for study in session.execute(select(Study).where(Study.status == "launching")).scalars():
-            study.status = "approved"
-            audit.append(session, coordinator.signer, "coordinator", "study.launch_interrupted", study.id, {})
+        for study in session.execute(select(Study).where(Study.status == StudyStatus.LAUNCHING)).scalars():
+            move(session, coordinator.signer, study, StudyStatus.APPROVED, "coordinator", "study.launch_interrupted")
 
 
 def watch_once(coordinator: Coordinator) -> int:
     """Look at every running study once; returns how many finished."""
     results_dir = coordinator.settings.run_results_dir
     with coordinator.db.transaction() as session:
-        running = [(s.id, s.run_id) for s in session.execute(select(Study).where(Study.status == "running")).scalars()]
+        running = [(s.id, s.run_id) for s in session.execute(
+            select(Study).where(Study.status == StudyStatus.RUNNING)).scalars()]
     finished = 0
     for study_id, run_id in running:
         assert run_id is not None
@@ -85,7 +85,7 @@ def watch_once(coordinator: Coordinator) -> int:
         result = read_json(result_path(results_dir, int(run_id)))
         with coordinator.db.transaction() as session:
             study = get_study(session, study_id, lock=True)
-            if study.status != "running":
+            if study.status != StudyStatus.RUNNING:
                 continue
             if progress is not None:
                 study.progress = json.dumps(progress)
@@ -95,34 +95,34 @@ def watch_once(coordinator: Coordinator) -> int:
     return finished
 
 
-def _finish(coordinator: Coordinator, session: Any, study: Study, result: dict[str, Any]) -> None:
+def _finish(coordinator: Coordinator, session: Session, study: Study, result: dict[str, Any]) -> None:
     charged = {e.dataset for e in session.execute(select(LedgerEntry).where(LedgerEntry.study_id == study.id))
                .scalars()}
     spec = approved_spec(study)
-    study.finished_at = now()
     if not charged >= set(spec.datasets):   # cannot happen through the lifecycle; never release uncharged
-        study.status, study.error = "failed", json.dumps({"code": "uncharged", "detail": "not every dataset charged"})
-        audit.append(session, coordinator.signer, "coordinator", "study.failed", study.id, {"code": "uncharged"})
+        study.error = json.dumps({"code": "uncharged", "detail": "not every dataset charged"})
+        move(session, coordinator.signer, study, StudyStatus.FAILED, "coordinator", "study.failed",
+             {"code": "uncharged"})
         return
     if result.get("status") == "completed":
-        study.status, study.result = "released", json.dumps(result)
-        audit.append(session, coordinator.signer, "coordinator", "study.released", study.id,
-                     {"run_id": study.run_id, "result_sha256": _sha(json.dumps(result, sort_keys=True))})
+        study.result = json.dumps(result)
+        move(session, coordinator.signer, study, StudyStatus.RELEASED, "coordinator", "study.released",
+             {"run_id": study.run_id, "result_sha256": _sha(json.dumps(result, sort_keys=True))})
     else:
         error = result.get("error", {"code": result.get("status", "failed"), "detail": ""})
-        study.status, study.error = "failed", json.dumps({**error, "refusals": result.get("refusals", [])})
-        audit.append(session, coordinator.signer, "coordinator", "study.failed", study.id,
-                     {"run_id": study.run_id, "code": error.get("code")})
+        study.error = json.dumps({**error, "refusals": result.get("refusals", [])})
+        move(session, coordinator.signer, study, StudyStatus.FAILED, "coordinator", "study.failed",
+             {"run_id": study.run_id, "code": error.get("code")})
 
 
-def results(coordinator: Coordinator, study_id: str) -> dict[str, Any]:
-    with coordinator.db.transaction() as session:
-        study = get_study(session, study_id)
-        if study.status != "released" or study.result is None:
-            raise Conflict(f"study {study_id} is {study.status}; results exist once it is released")
-        document: dict[str, Any] = json.loads(study.result)
-        document.pop("result_path", None)
-        return document
+def results(session: Session, study_id: str) -> dict[str, Any]:
+    """A released study's result JSON, as the ServerApp wrote it (without where it was written)."""
+    study = get_study(session, study_id)
+    if study.status != StudyStatus.RELEASED or study.result is None:
+        raise Conflict(f"study {study_id} is {study.status}; results exist once it is released")
+    document: dict[str, Any] = json.loads(study.result)
+    document.pop("result_path", None)
+    return document
 
 
 def _sha(text: str) -> str:

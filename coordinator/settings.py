@@ -1,14 +1,22 @@
-"""The coordinator's settings, parsed once at the edge (CLI options and ``TILLIT_COORDINATOR_*``)."""
+"""The coordinator's settings, parsed once at the edge: CLI options, else ``TILLIT_COORDINATOR_<FIELD>``.
+
+Every field can come from the environment (``TILLIT_COORDINATOR_DATABASE_URL``,
+``TILLIT_COORDINATOR_SUPERLINK``, ``TILLIT_COORDINATOR_ROOT_CERTIFICATES``, ...; directories of
+contracts as a path list in ``TILLIT_COORDINATOR_CONTRACTS_DIRS``); an option on the command line wins.
+The caller passes the environment in: nothing below this function reads ``os.environ``.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tillit.errors import UsageError, describe_validation_error
+from common.errors import UsageError, describe_validation_error
 
-__all__ = ["CoordinatorSettings", "parse_settings"]
+__all__ = ["ENV_PREFIX", "CoordinatorSettings", "parse_settings"]
 
 
 class CoordinatorSettings(BaseModel):
@@ -57,10 +65,18 @@ class CoordinatorSettings(BaseModel):
         return self.results_dir or self.state_dir / "results"
 
 
-def parse_settings(**options: object) -> CoordinatorSettings:
-    """Settings from options; ``None`` values fall back to the defaults."""
+ENV_PREFIX = "TILLIT_COORDINATOR_"
+
+
+def parse_settings(environ: Mapping[str, str] | None = None, **options: object) -> CoordinatorSettings:
+    """Settings from options; a ``None`` or missing option falls back to ``environ``, then the default."""
+    values = {k: v for k, v in options.items() if v is not None and v != ()}
+    for name in CoordinatorSettings.model_fields:
+        text = (environ or {}).get(ENV_PREFIX + name.upper())
+        if name not in values and text:
+            values[name] = tuple(p for p in text.split(os.pathsep) if p) if name == "contracts_dirs" else text
     try:
-        settings = CoordinatorSettings.model_validate({k: v for k, v in options.items() if v is not None})
+        settings = CoordinatorSettings.model_validate(values)
     except ValidationError as error:
         raise UsageError(f"coordinator settings: {describe_validation_error(error)}") from None
     if settings.superlink and not settings.superlink_insecure and settings.root_certificates is None:

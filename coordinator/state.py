@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coordinator.db import Database
+from coordinator.principals import bootstrap_admin
 from coordinator.settings import CoordinatorSettings
 from federation.signing import SigningKey, make_signing_key
-from schemas import ContractRegistry
+from schemas import ContractCatalog
 
 __all__ = ["Coordinator", "open_coordinator"]
 
@@ -22,7 +23,7 @@ class Coordinator:
     settings: CoordinatorSettings
     db: Database
     signer: SigningKey
-    contracts: ContractRegistry
+    contracts: ContractCatalog
 
     @property
     def studies_dir(self) -> Path:
@@ -32,14 +33,12 @@ class Coordinator:
 def open_coordinator(settings: CoordinatorSettings) -> Coordinator:
     """Create the state directory, migrate the database, load (or make) the study-signing key and,
     on the very first start, an admin credential readable only by its owner."""
-    from coordinator.principals import bootstrap_admin
-
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.state_dir, 0o700)
     db = Database(settings.url)
     db.migrate()
     key_path = settings.signing_key_path
     signer = SigningKey.load(key_path) if key_path.exists() else make_signing_key(key_path)
-    coordinator = Coordinator(settings=settings, db=db, signer=signer, contracts=ContractRegistry(list(settings.contracts_dirs)))
-    bootstrap_admin(coordinator)
+    coordinator = Coordinator(settings=settings, db=db, signer=signer, contracts=ContractCatalog(list(settings.contracts_dirs)))
+    bootstrap_admin(db, signer, settings.admin_token_path)
     return coordinator

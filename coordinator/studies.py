@@ -1,61 +1,37 @@
-"""The study lifecycle: draft from a template → cost preview → every touched dataset's privacy officer
-approves (or one rejects) → charge every dataset, sign the spec → launch on the SuperLink →
-progress → result stored and released.
+"""Studies: draft from a template → cost preview → every touched dataset's privacy officer approves (or
+one rejects) → charge every dataset and sign the spec. Launching and results are in :mod:`coordinator.runner`;
+the statuses and their transitions in :mod:`coordinator.lifecycle`.
 
-Statuses: ``pending`` → ``rejected`` | ``approved`` → ``launching`` → ``running`` → ``released`` | ``failed``.
 The charge happens with the last approval, in the same transaction that signs the spec: no node
 accepts an unsigned spec, so nothing can be released before the charge is durable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.errors import Conflict, NotFound, TillitError, UsageError
 from coordinator import audit
+from coordinator.api_models import DecisionRequest, StudyDraft
 from coordinator.clock import now
 from coordinator.ledger import balance, charge, municipality_balance
+from coordinator.lifecycle import StudyStatus, move
 from coordinator.models import Approval, Dataset, Study
 from coordinator.principals import Identity
-from federation.privacy import PrivacyLoss, epsilon, plan_study
+from federation.privacy import PrivacyLoss, amount_json, plan_study
 from federation.signing import sign_spec
 from federation.spec import StudySpec
 from federation.templates import build_spec
-from tillit.errors import Conflict, Forbidden, NotFound, TillitError, UsageError
 
 if TYPE_CHECKING:
     from coordinator.state import Coordinator
 
-__all__ = ["Decision", "StudyDraft", "approved_spec", "cost_preview", "create_study", "decide", "get_study",
-           "study_json"]
-
-STUDY_ID = r"^[a-z0-9][a-z0-9_.-]{2,63}$"
-
-
-class StudyDraft(BaseModel):
-    """What an analyst submits. The register shows name, purpose, legal basis, organisation and contact."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field(pattern=STUDY_ID)
-    name: str = Field(min_length=3, max_length=200)
-    template: str = Field(max_length=48)
-    params: dict[str, Any]
-    purpose: str = Field(min_length=10, max_length=4000)
-    legal_basis: str = Field(min_length=3, max_length=1000)
-    organisation: str = Field(min_length=2, max_length=200)
-    contact: str = Field(min_length=3, max_length=200)
-    period: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")
-
-
-class Decision(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    reason: str = Field(min_length=3, max_length=2000)
+__all__ = ["approved_spec", "cost_preview", "create_study", "decide", "get_study", "spec_sha256", "study_json"]
 
 
 def _plan(coordinator: Coordinator, draft: StudyDraft) -> tuple[StudySpec, dict[str, PrivacyLoss], float]:
@@ -82,7 +58,7 @@ def _cost_json(session: Session, spec: StudySpec, costs: dict[str, PrivacyLoss],
     for dataset, cost in sorted(costs.items()):
         found = balance(session, dataset, period)
         per_dataset[dataset] = {
-            "rho": float(cost.rho), "rho_units": cost.units, "epsilon": eps, "delta": spec.privacy.delta,
+            **amount_json(cost, spec.privacy.delta), "delta": spec.privacy.delta,
             "budget": found.to_json() if found else None,
             "fits": bool(found and found.fits(cost)),
         }
@@ -106,14 +82,14 @@ def create_study(coordinator: Coordinator, session: Session, analyst: Identity, 
         raise NotFound(f"dataset {unknown[0]} is not registered; its node must enroll first")
     study = Study(id=draft.id, name=draft.name, template=draft.template, params=json.dumps(draft.params),
                   purpose=draft.purpose, legal_basis=draft.legal_basis, organisation=draft.organisation,
-                  contact=draft.contact, period=draft.period, analyst=analyst.name, status="pending",
+                  contact=draft.contact, period=draft.period, analyst=analyst.name, status=StudyStatus.PENDING.value,
                   spec=spec.model_dump_json(), cost=json.dumps({d: c.units for d, c in costs.items()}),
                   created_at=now())
     session.add(study)
     audit.append(session, coordinator.signer, analyst.name, "study.created", draft.id,
                  {"template": draft.template, "datasets": list(spec.datasets), "period": draft.period,
-                  "epsilon": eps, "delta": spec.privacy.delta, "spec_sha256": _sha(spec)})
-    return {**study_json(session, study), "cost": _cost_json(session, spec, costs, eps)}
+                  "epsilon": eps, "delta": spec.privacy.delta, "spec_sha256": spec_sha256(spec)})
+    return {**study_json(session, study), "preview": _cost_json(session, spec, costs, eps)}
 
 
 def get_study(session: Session, study_id: str, lock: bool = False) -> Study:
@@ -125,8 +101,9 @@ def get_study(session: Session, study_id: str, lock: bool = False) -> Study:
 
 
 def decide(coordinator: Coordinator, session: Session, officer: Identity, study_id: str,
-           decision: Literal["approve", "reject"], body: Decision) -> dict[str, Any]:
-    """Record the officer's decision for every dataset of the study they answer for.
+           decision: Literal["approve", "reject"], body: DecisionRequest) -> dict[str, Any]:
+    """Record the officer's decision for every dataset of the study they answer for (authorization has
+    checked that there is at least one).
 
     The last approval charges every dataset (or fails with BudgetExceeded and changes nothing) and
     signs the spec.
@@ -134,9 +111,7 @@ def decide(coordinator: Coordinator, session: Session, officer: Identity, study_
     study = get_study(session, study_id, lock=True)
     spec = StudySpec.model_validate_json(study.spec)
     mine = sorted(officer.datasets & set(spec.datasets))
-    if not mine:
-        raise Forbidden(f"{officer.name} answers for none of the datasets of study {study_id}")
-    if study.status != "pending":
+    if study.status != StudyStatus.PENDING:
         raise Conflict(f"study {study_id} is {study.status}; decisions are taken while it is pending")
     decided = {a.dataset for a in session.execute(select(Approval).where(Approval.study_id == study_id)).scalars()}
     todo = [d for d in mine if d not in decided]
@@ -146,17 +121,19 @@ def decide(coordinator: Coordinator, session: Session, officer: Identity, study_
     for dataset in todo:
         session.add(Approval(study_id=study_id, dataset=dataset, officer=officer.name, decision=decision,
                              reason=body.reason, at=at))
-    audit.append(session, coordinator.signer, officer.name, f"study.{decision}d" if decision == "approve"
-                 else "study.rejected", study_id, {"datasets": todo, "reason": body.reason})
+    payload = {"datasets": todo, "reason": body.reason}
     if decision == "reject":
-        study.status = "rejected"
+        move(session, coordinator.signer, study, StudyStatus.REJECTED, officer.name, "study.rejected", payload)
     elif decided | set(todo) >= set(spec.datasets):
         costs = {d: PrivacyLoss(u) for d, u in json.loads(study.cost).items()}
         charge(coordinator, session, officer.name, study_id, study.period, costs)
         signed = sign_spec(spec, coordinator.signer)
-        study.spec, study.status, study.approved_at = signed.model_dump_json(), "approved", at
+        study.spec = signed.model_dump_json()
+        move(session, coordinator.signer, study, StudyStatus.APPROVED, officer.name, "study.approved", payload, at)
         audit.append(session, coordinator.signer, "coordinator", "study.signed", study_id,
-                     {"spec_sha256": _sha(signed)})
+                     {"spec_sha256": spec_sha256(signed)})
+    else:   # other datasets' officers have yet to decide
+        audit.append(session, coordinator.signer, officer.name, "study.approved", study_id, payload)
     return study_json(session, study)
 
 
@@ -164,9 +141,7 @@ def approved_spec(study: Study) -> StudySpec:
     return StudySpec.model_validate_json(study.spec)
 
 
-def _sha(spec: StudySpec) -> str:
-    import hashlib
-
+def spec_sha256(spec: StudySpec) -> str:
     return hashlib.sha256(spec.canonical_json().encode()).hexdigest()
 
 
@@ -175,9 +150,7 @@ def study_json(session: Session, study: Study) -> dict[str, Any]:
     approvals = [{"dataset": a.dataset, "officer": a.officer, "decision": a.decision, "reason": a.reason, "at": a.at}
                  for a in session.execute(select(Approval).where(Approval.study_id == study.id)
                                           .order_by(Approval.id)).scalars()]
-    cost = {d: {"rho": float(PrivacyLoss(u).rho), "rho_units": u,
-                "epsilon": epsilon(float(PrivacyLoss(u).rho), spec.privacy.delta)}
-            for d, u in json.loads(study.cost).items()}
+    cost = {d: amount_json(PrivacyLoss(u), spec.privacy.delta) for d, u in json.loads(study.cost).items()}
     return {
         "id": study.id, "name": study.name, "template": study.template, "params": json.loads(study.params),
         "purpose": study.purpose, "legal_basis": study.legal_basis, "organisation": study.organisation,

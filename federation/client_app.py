@@ -1,83 +1,101 @@
-"""The ClientApp every node runs: a thin shell around :class:`nodes.agent.NodeAgent`.
+"""The ClientApp every node runs, bound to the node through :class:`NodeService`.
 
-A refusal becomes a Flower error reply whose code is the refusal's reason code (see
-``tillit.errors.REFUSAL_CODES``) and whose reason names the node's dataset and the budget or check;
-an unexpected failure becomes code 4500 without any detail that could carry data.
+Federation declares what it needs from a node (this protocol); the node package implements it
+(:class:`nodes.agent.NodeAgent`) and builds the app with :func:`make_client_app` — so imports run
+from ``nodes`` to ``federation`` and never back. A refusal becomes a Flower error reply whose code
+is the refusal's :class:`~common.errors.RefusalCode` and whose reason names the node's dataset and
+the budget or check; an unexpected failure becomes code 4500 without any detail that could carry
+data (the node keeps the traceback in its own state directory).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from pathlib import Path
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
 
+from common.errors import RefusalCode, StudyRefused
+from federation.privacy import Balance, PrivacyLoss
 from federation.protocol import OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_reply, read_array, unpack_request
-from federation.spec import parse_spec
-from tillit.errors import StudyRefused
+from federation.spec import StudySpec, parse_spec
 
-app = ClientApp()
+__all__ = ["NodeService", "Prepared", "make_client_app"]
+
 _log = logging.getLogger("tillit.node")
 
 
-def _process_started() -> float:
-    """Wall-clock time this process started (from /proc), to see how long Flower took to spawn it."""
-    import os
-    import time
+class Prepared(Protocol):
+    """What a node found when it checked a study: the ρ it would charge."""
 
-    ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
-    uptime = float(open("/proc/uptime").read().split()[0])
-    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    @property
+    def loss(self) -> PrivacyLoss: ...
 
 
-@app.query()
-def query(msg: Message, context: Context) -> Message:
-    import time
+class NodeService(Protocol):
+    """What the ClientApp asks of the node it runs on. Every method re-checks the spec and the node's
+    own ledger, and charges before anything is released."""
 
-    entered = time.time()
-    try:
-        return _answer(msg, context)
-    finally:
-        timing = context.node_config.get("tillit-timing")
-        if timing:  # benchmarks only: where a round's time goes, written on the node itself
-            import json
+    @property
+    def dataset(self) -> str: ...
 
-            with open(str(timing), "a") as log:
-                log.write(json.dumps({"created": msg.metadata.created_at, "process_started": _process_started(),
-                                      "entered": entered, "left": time.time()}) + "\n")
+    def prepare(self, spec: StudySpec) -> Prepared: ...
+
+    def budget(self) -> Balance: ...
+
+    def table(self, spec: StudySpec) -> np.ndarray: ...
+
+    def train_round(self, spec: StudySpec, params: np.ndarray, round_: int) -> tuple[np.ndarray, float]: ...
+
+    def evaluate(self, spec: StudySpec, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def record_failure(self) -> None:
+        """Keep the current exception's traceback on the node, for its operator only."""
 
 
-def _answer(msg: Message, context: Context) -> Message:
-    from nodes.agent import NodeAgent
-    from nodes.config import load_node_config
+#: builds (or finds) the node's service from the SuperNode's context (``--node-config``)
+ServiceFactory = Callable[[Context], NodeService]
 
+
+def make_client_app(service: ServiceFactory) -> ClientApp:
+    app = ClientApp()
+
+    @app.query()
+    def query(msg: Message, context: Context) -> Message:
+        return _answer(service, msg, context)
+
+    return app
+
+
+def _answer(service: ServiceFactory, msg: Message, context: Context) -> Message:
+    node: NodeService | None = None
     dataset = "unknown node"
-    state_dir = None
     try:
-        config = load_node_config(Path(str(context.node_config["tillit-config"])))
-        dataset, state_dir = config.node.dataset, config.state_dir
-        agent = NodeAgent(config)
+        node = service(context)
+        dataset = node.dataset
         op, spec_json, round_ = unpack_request(msg.content)
-        import json
-
         spec = parse_spec(json.loads(spec_json), "from the server")
         values: dict[str, str | int | float] = {"dataset": dataset}
         arrays: dict[str, np.ndarray] = {}
         if op == OP_PREPARE:
-            prepared = agent.prepare(spec)
-            values |= {"rho_units": prepared.loss.units, **{k: float(v) for k, v in agent.budget_summary().items()}}
+            prepared = node.prepare(spec)
+            budget = node.budget()
+            values |= {"rho_units": prepared.loss.units, "cap_rho": float(budget.cap.rho),
+                       "spent_rho": float(budget.spent.rho), "remaining_rho": float(budget.remaining.rho)}
         elif op == OP_TABLE:
-            arrays["counts"] = agent.table(spec)
+            arrays["counts"] = node.table(spec)
         elif op == OP_TRAIN:
-            params, noisy_count = agent.train_round(spec, read_array(msg.content, "params"), round_)
+            params, noisy_count = node.train_round(spec, read_array(msg.content, "params"), round_)
             arrays["params"] = params
             values["noisy_count"] = float(noisy_count)
         elif op == OP_EVALUATE:
-            arrays["histogram"], arrays["fisher"] = agent.evaluate(spec, read_array(msg.content, "params"))
+            arrays["histogram"], arrays["fisher"] = node.evaluate(spec, read_array(msg.content, "params"))
         else:
-            raise StudyRefused(f"{dataset}: unknown request {op!r}", 4302)
+            raise StudyRefused(f"{dataset}: unknown request {op!r}", RefusalCode.MALFORMED_SPEC)
         return Message(pack_reply(values, arrays), reply_to=msg)
     except StudyRefused as refusal:
         _log.warning("refused: %s", refusal.message)
@@ -85,11 +103,7 @@ def _answer(msg: Message, context: Context) -> Message:
     except Exception as error:  # noqa: BLE001 - the reply must never carry the exception text
         _log.error("node %s failed while computing (%s); nothing was released; details in the node's "
                    "state directory (errors.log)", dataset, type(error).__name__)
-        if state_dir is not None:   # the full traceback stays on the node, for its operator only
-            import datetime as dt
-            import traceback
-
-            with open(state_dir / "errors.log", "a", encoding="utf-8") as log:
-                log.write(f"--- {dt.datetime.now(dt.timezone.utc).isoformat()}\n{traceback.format_exc()}")
-        return Message(Error(code=4500, reason=f"{dataset}: failed while computing; nothing was released"),
-                       reply_to=msg)
+        if node is not None:
+            node.record_failure()
+        return Message(Error(code=RefusalCode.NODE_FAILED,
+                             reason=f"{dataset}: failed while computing; nothing was released"), reply_to=msg)

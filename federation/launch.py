@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import ProcessFailed
 from federation.processes import flower_env
-from tillit.errors import TillitError
+from federation.run_config import DEFAULT_POLL_SECONDS, RunConfig
 
 __all__ = ["APP_DIR", "CONNECTION", "LaunchTarget", "flwr", "progress_path", "read_json", "result_path",
            "run_id_from_output", "submit_run", "write_connection"]
@@ -54,20 +55,18 @@ def flwr(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) 
         done = subprocess.run(["flwr", *args], env=env, capture_output=True, text=True, timeout=timeout,
                               cwd=cwd, check=False)
     except subprocess.TimeoutExpired:
-        raise TillitError(f"flwr {args[0]} did not answer within {timeout:.0f} s") from None
+        raise ProcessFailed(f"flwr {args[0]} did not answer within {timeout:.0f} s") from None
     if done.returncode != 0:
         last = (done.stdout.strip() or done.stderr.strip()).splitlines()[-1:] or ["no output"]
-        raise TillitError(f"flwr {args[0]} failed: {last[0][:300]}")
+        raise ProcessFailed(f"flwr {args[0]} failed: {last[0][:300]}")
     return done.stdout
 
 
-def submit_run(target: LaunchTarget, spec_path: Path, poll_seconds: float = 0.05,
+def submit_run(target: LaunchTarget, spec_path: Path, poll_seconds: float = DEFAULT_POLL_SECONDS,
                contracts_dirs: tuple[Path, ...] = ()) -> int:
-    config = (f"spec='{spec_path.resolve()}' results-dir='{target.results_dir.resolve()}' "
-              f"poll-seconds={poll_seconds}")
-    if contracts_dirs:
-        config += " contracts-dirs='" + ",".join(str(d.resolve()) for d in contracts_dirs) + "'"
-    out = flwr(["run", str(APP_DIR), CONNECTION, "--run-config", config, "--format", "json"],
+    config = RunConfig(spec=spec_path, results_dir=target.results_dir, contracts_dirs=contracts_dirs,
+                       poll_seconds=poll_seconds)
+    out = flwr(["run", str(APP_DIR), CONNECTION, "--run-config", config.flwr_argument(), "--format", "json"],
                target.env, target.workdir)
     return run_id_from_output(out)
 
@@ -80,7 +79,7 @@ def run_id_from_output(output: str) -> int:
             return int(document["run-id"])
     except (ValueError, json.JSONDecodeError):
         pass
-    raise TillitError(f"flwr run did not start a run: {output.strip()[-200:]!r}")
+    raise ProcessFailed(f"flwr run did not start a run: {output.strip()[-200:]!r}")
 
 
 def result_path(results_dir: Path, run_id: int) -> Path:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tillit.errors import UsageError
+from common.errors import UsageError
 
 __all__ = ["FederationCerts", "NodeKeys", "make_federation_certs", "make_node_keys"]
 

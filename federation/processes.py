@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tillit.errors import TillitError
+from common.errors import ProcessFailed
 
 __all__ = ["FlowerProcess", "flower_env", "free_port", "wait_for_port"]
 
@@ -30,13 +30,13 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen[by
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise TillitError(f"a Flower process exited with code {process.returncode} before listening on {port}")
+            raise ProcessFailed(f"a Flower process exited with code {process.returncode} before listening on {port}")
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.settimeout(0.2)
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
-    raise TillitError(f"nothing listened on port {port} within {timeout:.0f} s")
+    raise ProcessFailed(f"nothing listened on port {port} within {timeout:.0f} s")
 
 
 #: How often a SuperExec asks for a task. The SuperLink's SuperExec only launches a ServerApp, once

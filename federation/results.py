@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from federation.planning import Z95, matrix_intervals, ordinal_shrinkage_intervals, project
 from federation.privacy import StudyPlan
+from federation.projection import Z95, matrix_intervals, ordinal_shrinkage_intervals, project
 from federation.spec import StudySpec
 
 __all__ = ["evaluation_outputs", "model_outputs", "table_outputs", "write_result"]

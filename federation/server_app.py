@@ -5,8 +5,8 @@ anything; one refusal ends the study before any node has spent budget. *Compute*
 their ledgers, then release noisy counts or noisy model updates; the server only sums, averages
 and post-processes what is already private.
 
-Run config: ``spec`` (path of the study spec JSON), ``results-dir``; optional ``contracts-dirs``
-(comma-separated), ``wait-seconds`` (for nodes to connect), ``poll-seconds``.
+Its run config is a :class:`~federation.run_config.RunConfig`. Whatever happens, the ServerApp writes a
+result: a spec it cannot plan, a refusal or a lost node ends the study with a result that says why.
 """
 
 from __future__ import annotations
@@ -15,24 +15,26 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from common.errors import RefusalCode, TillitError
 from federation.flower_tuning import poll_interval, shorten_object_pull_backoff
 from federation.privacy import StudyPlan, plan_study
 from federation.protocol import (
     OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, message_bytes, pack_request, read_array, read_value,
 )
 from federation.results import evaluation_outputs, model_outputs, table_outputs, write_result
+from federation.run_config import RunConfig
 from federation.spec import StudySpec, load_spec
-from schemas import ContractRegistry
-from tillit.errors import REFUSAL_CODES
+from schemas import ContractCatalog
+
+__all__ = ["app"]
 
 app = ServerApp()
-shorten_object_pull_backoff()
 
 
 class StudyFailed(Exception):
@@ -46,23 +48,30 @@ class StudyFailed(Exception):
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    config = context.run_config
-    spec = load_spec(Path(str(config["spec"])))
-    results_dir = Path(str(config["results-dir"]))
-    dirs = [Path(d) for d in str(config.get("contracts-dirs", "")).split(",") if d]
-    contract = ContractRegistry(dirs).get(spec.contract)
-    plan = plan_study(spec, contract)
-    def progress(phase: str, done: int, total: int) -> None:
-        write_result(results_dir, context.run_id, {"phase": phase, "done": done, "total": total,
-                                                   "at": time.time()}, "progress.json")
-
-    link = _Link(grid, float(config.get("poll-seconds", 0.05)), progress)
+    # in this process only (the SuperLink's flwr-serverapp), never by importing the module
+    shorten_object_pull_backoff()
+    config = RunConfig.from_flower(context.run_config)
     started = time.perf_counter()
+    try:
+        spec = load_spec(config.spec)
+        contract = ContractCatalog(list(config.contracts_dirs)).get(spec.contract)
+        plan = plan_study(spec, contract)
+    except TillitError as error:   # a spec this ServerApp cannot plan: a result that says why, not a hang
+        write_result(config.results_dir, context.run_id, {
+            "run_id": context.run_id, "status": "failed", "seconds": round(time.perf_counter() - started, 3),
+            "error": {"code": "unplannable", "detail": error.message}})
+        return
+
+    def progress(phase: str, done: int, total: int) -> None:
+        write_result(config.results_dir, context.run_id, {"phase": phase, "done": done, "total": total,
+                                                          "at": time.time()}, "progress.json")
+
+    link = _Link(grid, config.poll_seconds, progress)
     base: dict[str, Any] = {"study_id": spec.study_id, "run_id": context.run_id, "task": spec.task,
                             "template": spec.task, "contract": contract.label, "datasets": list(spec.datasets),
                             "privacy": plan.privacy_json()}
     try:
-        nodes = _prepare(link, spec, float(config.get("wait-seconds", 60)))
+        nodes = _prepare(link, spec, config.wait_seconds)
         if spec.task == "dp_table":
             outputs, rounds = _run_table(link, spec, plan, nodes)
         else:
@@ -72,11 +81,25 @@ def main(grid: Grid, context: Context) -> None:
     except StudyFailed as failure:
         result = {**base, "status": failure.status, **failure.detail,
                   "seconds": round(time.perf_counter() - started, 3)}
-    write_result(results_dir, context.run_id, result)
+    write_result(config.results_dir, context.run_id, result)
 
 
 #: replies to a training round are not looked for before this share of the previous round's time
 _QUIET_SHARE = 0.6
+
+
+class _Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class _WallClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 class _Link:
@@ -87,31 +110,33 @@ class _Link:
     the first poll waits for 60 % of that, and polls never come closer than 5 % of the time waited
     (a reply is seen at most 5 % later than it could be)."""
 
-    def __init__(self, grid: Grid, poll: float, progress: Callable[[str, int, int], None]) -> None:
+    def __init__(self, grid: Grid, poll: float, progress: Callable[[str, int, int], None],
+                 clock: _Clock | None = None) -> None:
         self.grid = grid
         self.poll = poll
         self.progress = progress
+        self.clock: _Clock = clock or _WallClock()
 
     def exchange(self, messages: list[Message], timeout: float = 600.0,
                  expect: float = 0.0) -> tuple[list[Message], dict[str, float]]:
         sent = sum(_bytes(m) for m in messages)
-        started = time.perf_counter()
+        started = self.clock.now()
         ids = set(self.grid.push_messages(messages))
-        quiet = _QUIET_SHARE * expect - (time.perf_counter() - started)
+        quiet = _QUIET_SHARE * expect - (self.clock.now() - started)
         if quiet > 0:
-            time.sleep(quiet)
+            self.clock.sleep(quiet)
         replies: list[Message] = []
-        deadline = time.monotonic() + timeout
-        while ids and time.monotonic() < deadline:
+        deadline = started + timeout
+        while ids and self.clock.now() < deadline:
             got = list(self.grid.pull_messages(ids))
             replies += got
             ids -= {m.metadata.reply_to_message_id for m in got}
             if ids:   # a long wait (a first validation) polls less often
-                time.sleep(poll_interval(time.perf_counter() - started, self.poll))
+                self.clock.sleep(poll_interval(self.clock.now() - started, self.poll))
         if ids:
             raise StudyFailed("failed", {"error": {"code": "timeout", "detail": f"{len(ids)} node(s) did not reply"}})
         received = sum(_bytes(m) for m in replies)
-        return replies, {"seconds": round(time.perf_counter() - started, 4), "bytes_sent": sent,
+        return replies, {"seconds": round(self.clock.now() - started, 4), "bytes_sent": sent,
                          "bytes_received": received}
 
 
@@ -139,9 +164,9 @@ def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
     for reply in replies:
         if reply.has_error():
             error = reply.error
-            if error.code == 4301:      # not part of this study: not a refusal
+            if error.code == RefusalCode.NOT_PARTICIPATING:      # not part of this study: not a refusal
                 continue
-            refusals.append({"code": error.code, "meaning": REFUSAL_CODES.get(error.code, "unknown"),
+            refusals.append({"code": error.code, "meaning": RefusalCode.describe(error.code),
                              "detail": error.reason})
         else:
             mapping[str(read_value(reply.content, "dataset"))] = reply.metadata.src_node_id

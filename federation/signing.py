@@ -16,8 +16,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from common.errors import RefusalCode, StudyRefused, UsageError
 from federation.spec import StudySpec
-from tillit.errors import StudyRefused, UsageError
 
 __all__ = ["SigningKey", "load_public_key", "make_signing_key", "public_key_pem", "sign_bytes", "sign_spec",
            "verify_bytes", "verify_spec"]
@@ -88,7 +88,7 @@ def sign_spec(spec: StudySpec, key: SigningKey) -> StudySpec:
 def verify_spec(spec: StudySpec, key: Ed25519PublicKey, who: str) -> None:
     """Raise :class:`StudyRefused` (4303) unless ``spec`` carries the coordinator's valid signature."""
     if not spec.signature:
-        raise StudyRefused(f"{who}: study {spec.study_id} is not signed by the coordinator", 4303)
+        raise StudyRefused(f"{who}: study {spec.study_id} is not signed by the coordinator", RefusalCode.NOT_SIGNED)
     if not verify_bytes(key, spec.canonical_json().encode(), spec.signature):
         raise StudyRefused(f"{who}: study {spec.study_id} has no valid coordinator signature "
-                           "(altered after approval, or signed by another key)", 4303)
+                           "(altered after approval, or signed by another key)", RefusalCode.NOT_SIGNED)

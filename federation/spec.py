@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tillit.errors import UsageError, describe_validation_error
+from common.errors import UsageError, describe_validation_error
 
 __all__ = ["ModelSpec", "PrivacySpec", "StudySpec", "TableSpec", "TransitionSpec", "load_spec", "parse_spec"]
 

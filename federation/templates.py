@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common.errors import UsageError, describe_validation_error
 from federation.spec import ModelSpec, PrivacySpec, StudySpec, TableSpec, TransitionSpec
-from schemas import Contract, ContractRegistry
-from tillit.errors import UsageError, describe_validation_error
+from schemas import Contract, ContractCatalog
 
 __all__ = ["TEMPLATES", "Template", "build_spec"]
 
@@ -124,7 +124,7 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
 
 
 def build_spec(template: str, study_id: str, period: str, params: dict[str, Any],
-               registry: ContractRegistry) -> StudySpec:
+               registry: ContractCatalog) -> StudySpec:
     """The unsigned study spec for ``template`` with ``params``; UsageError names the first problem."""
     chosen = TEMPLATES.get(template)
     if chosen is None:

@@ -15,16 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from federation.privacy import (ModelPlan, PrivacyLoss, StudyPlan, epsilon, gaussian_release, plan_study,
-                               rho_for_epsilon)
+from common.errors import RefusalCode, StudyRefused
+from federation.privacy import Balance, ModelPlan, PrivacyLoss, StudyPlan, gaussian_release, make_cap, plan_study
 from federation.signing import load_public_key, verify_spec
 from federation.spec import StudySpec
 from nodes.config import NodeConfig
 from nodes.extract import file_sha256
 from nodes.ledger import NodeLedger
 from nodes.secret import NodeSecret, create_secret, load_secret
-from schemas import Contract, ContractRegistry
-from tillit.errors import StudyRefused
+from schemas import Contract, ContractCatalog
 
 if TYPE_CHECKING:  # pandas, pyarrow and scipy load only when a message needs the extract itself:
     import pandas as pd  # a cached training round is answered without them (Flower starts a new
@@ -52,11 +51,13 @@ _DESIGNS_KEPT = 2
 
 
 class NodeAgent:
+    """The node's side of every study (it implements :class:`federation.client_app.NodeService`)."""
+
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.dataset = config.node.dataset
-        self.contract: Contract = ContractRegistry(config.node.contracts_dirs).get(config.node.contract)
-        self.ledger = NodeLedger(config.ledger_path)
+        self.contract: Contract = ContractCatalog(config.node.contracts_dirs).get(config.node.contract)
+        self.ledger = NodeLedger(config.ledger_path, config.budget.delta)
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -65,8 +66,8 @@ class NodeAgent:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.config.secret_path.exists():
             create_secret(self.config.secret_path)
-        cap = PrivacyLoss.cap_from_rho(rho_for_epsilon(self.config.budget.epsilon, self.config.budget.delta))
-        self.ledger.set_cap(self.dataset, cap)
+        budget = self.config.budget
+        self.ledger.set_cap(self.dataset, make_cap(epsilon=budget.epsilon, delta=budget.delta))
 
     def secret(self) -> NodeSecret:
         return load_secret(self.config.secret_path)
@@ -81,14 +82,14 @@ class NodeAgent:
             recorded = json.loads(status.read_text())
             if recorded["data"]["sha256"] == digest:
                 if recorded["verdict"] == "fail":
-                    raise StudyRefused(f"{self.dataset}: the extract breaks contract {self.contract.label}", 4101)
+                    raise StudyRefused(f"{self.dataset}: the extract breaks contract {self.contract.label}", RefusalCode.CONTRACT_BROKEN)
                 return digest
         report, _ = validate_extract(ValidateRequest(
             data=self.config.node.data, contract=self.contract, secret=self.secret(),
             report_path=status, docs_dir=self.config.state_dir / "data-docs"))
         if report.verdict == "fail":
             raise StudyRefused(f"{self.dataset}: the extract breaks contract {self.contract.label} "
-                               f"({len(report.failed)} blocking checks)", 4101)
+                               f"({len(report.failed)} blocking checks)", RefusalCode.CONTRACT_BROKEN)
         return report.sha256
 
     def latest_verdict(self) -> dict[str, Any] | None:
@@ -106,13 +107,13 @@ class NodeAgent:
     def prepare(self, spec: StudySpec) -> Prepared:
         """Everything short of charging: is this node named, does the extract hold, is there budget?"""
         if self.dataset not in spec.datasets or spec.contract != self.contract.name:
-            raise StudyRefused(f"{self.dataset}: study {spec.study_id} does not include this dataset", 4301)
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} does not include this dataset", RefusalCode.NOT_PARTICIPATING)
         verify_spec(spec, load_public_key(self.config.coordinator.public_key), self.dataset)
         extract_sha256 = self.ensure_valid()
         try:
             plan = plan_study(spec, self.contract)
         except Exception as error:  # a spec the node cannot plan is refused, never computed
-            raise StudyRefused(f"{self.dataset}: study {spec.study_id} cannot be planned here ({error})", 4302) from None
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} cannot be planned here ({error})", RefusalCode.MALFORMED_SPEC) from None
         loss = plan.per_dataset[self.dataset]
         spec_sha = hashlib.sha256(spec.canonical_json().encode()).hexdigest()
         self.ledger.check(spec.study_id, self.dataset, loss)
@@ -121,13 +122,18 @@ class NodeAgent:
     def _charge(self, spec: StudySpec, prepared: Prepared) -> None:
         self.ledger.charge(spec.study_id, self.dataset, prepared.loss, prepared.spec_sha256)
 
-    def budget_summary(self) -> dict[str, float]:
-        cap = self.ledger.cap(self.dataset) or PrivacyLoss.zero()
-        spent = self.ledger.spent(self.dataset)
-        remaining = cap - spent if cap > spent else PrivacyLoss.zero()
-        delta = self.config.budget.delta
-        return {"cap_rho": float(cap.rho), "spent_rho": float(spent.rho), "remaining_rho": float(remaining.rho),
-                "remaining_epsilon": epsilon(float(remaining.rho), delta), "delta": delta}
+    def budget(self) -> Balance:
+        """The node's local cap, what it spent and what is left."""
+        return self.ledger.balance(self.dataset)
+
+    def record_failure(self) -> None:
+        """The current exception's traceback, appended to ``errors.log`` in the node's state directory only."""
+        import datetime as dt
+        import traceback
+
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.config.state_dir / "errors.log", "a", encoding="utf-8") as log:
+            log.write(f"--- {dt.datetime.now(dt.timezone.utc).isoformat()}\n{traceback.format_exc()}")
 
     def table(self, spec: StudySpec) -> np.ndarray:
         prepared = self.prepare(spec)
@@ -148,14 +154,14 @@ class NodeAgent:
         assert spec.model is not None and model is not None
         if not 1 <= round_ <= spec.model.rounds:
             raise StudyRefused(f"{self.dataset}: study {spec.study_id} has {spec.model.rounds} rounds, "
-                               f"not {round_}", 4202)
+                               f"not {round_}", RefusalCode.ALREADY_RELEASED)
         self._check_params(model, params)
         self._charge(spec, prepared)
         design = self._design(spec, prepared)
         noisy = self.ledger.noisy_count(spec.study_id, self.dataset) if round_ > 1 else None
         if noisy is None:
             if round_ > 1:
-                raise StudyRefused(f"{self.dataset}: round {round_} before round 1 of {spec.study_id}", 4202)
+                raise StudyRefused(f"{self.dataset}: round {round_} before round 1 of {spec.study_id}", RefusalCode.ALREADY_RELEASED)
             noisy = float(gaussian_release(np.array([float(design.residents)]), model.count_noise_scale)[0])
         self.ledger.record_release(spec.study_id, self.dataset, round_, noisy if round_ == 1 else None)
         from federation.tasks.logreg import local_training
@@ -168,7 +174,7 @@ class NodeAgent:
         model = prepared.plan.model
         assert spec.model is not None and model is not None
         if model.evaluation is None:
-            raise StudyRefused(f"{self.dataset}: study {spec.study_id} releases no evaluation", 4202)
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} releases no evaluation", RefusalCode.ALREADY_RELEASED)
         self._check_params(model, params)
         self._charge(spec, prepared)
         # the evaluation is the release after the last training round; the ledger refuses a second one
@@ -183,7 +189,7 @@ class NodeAgent:
     def _check_params(self, model: ModelPlan, params: np.ndarray) -> None:
         expected = (len(model.classes) - 1, len(model.features))
         if params.shape != expected:
-            raise StudyRefused(f"{self.dataset}: parameters of shape {params.shape}, expected {expected}", 4302)
+            raise StudyRefused(f"{self.dataset}: parameters of shape {params.shape}, expected {expected}", RefusalCode.MALFORMED_SPEC)
 
     # -- data ---------------------------------------------------------------------------------
 

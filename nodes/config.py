@@ -25,14 +25,17 @@ key, its ledger, its validation report and caches — lives under ``state_dir``.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tillit.errors import UsageError, describe_validation_error
+from common.errors import UsageError, describe_validation_error
 
-__all__ = ["NodeConfig", "load_node_config"]
+__all__ = ["BudgetSection", "CoordinatorSection", "FederationSection", "NodeConfig", "NodeSection",
+           "load_node_config", "write_node_config"]
 
 
 class NodeSection(BaseModel):
@@ -133,3 +136,21 @@ def load_node_config(path: Path) -> NodeConfig:
     if not config.federation.insecure and config.federation.root_certificates is None:
         raise UsageError(f"node config {path.name}: federation.root_certificates is required unless insecure = true")
     return config
+
+
+def write_node_config(path: Path, config: NodeConfig) -> Path:
+    """Write ``config`` as the TOML file :func:`load_node_config` reads back (absolute paths)."""
+    sections = config.model_dump(mode="json", exclude={"source"}, exclude_none=True)
+    lines: list[str] = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+        lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _toml_value(value: Any) -> str:
+    # JSON's strings, numbers, booleans and arrays are valid TOML values
+    return json.dumps(value, ensure_ascii=False)

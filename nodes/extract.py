@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from common.errors import UnusableInputError
 from schemas.contract import Contract
 from schemas.identity import IdentityCheck, check_identity_codes
-from tillit.errors import UnusableInputError
 
 __all__ = ["Extract", "file_sha256", "pseudonymise", "read_extract"]
 

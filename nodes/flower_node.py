@@ -209,7 +209,7 @@ def _serve_task(runtime: _InProcessRuntime, replied: threading.Event) -> None:
     from flwr.supercore.heartbeat import HeartbeatSender
     from flwr.supernode.runtime.run_clientapp import pull_task_input, push_message, push_task_output
 
-    from federation.client_app import app
+    from nodes.client_app import app
 
     client: Any = runtime   # stands in for Flower's RuntimeHttpClient: the same RPC methods
 

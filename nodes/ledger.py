@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from federation.privacy import PrivacyLoss
-from tillit.errors import StudyRefused
+from common.errors import RefusalCode, StudyRefused
+from federation.privacy import Balance, PrivacyLoss
 
 __all__ = ["Charge", "NodeLedger"]
 
@@ -60,8 +60,11 @@ class Charge:
 
 
 class NodeLedger:
-    def __init__(self, path: Path) -> None:
+    """The node's SQLite ledger; ``delta`` is the δ at which its local cap was set (for showing ε)."""
+
+    def __init__(self, path: Path, delta: float = 1e-6) -> None:
         self.path = path
+        self.delta = delta
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
@@ -90,6 +93,18 @@ class NodeLedger:
         with self._connect() as db:
             return self._spent(db, dataset)
 
+    def balance(self, dataset: str) -> Balance:
+        """The local cap (zero if none is set), what was spent and what is left."""
+        with self._connect() as db:
+            return self._balance(db, dataset) or Balance(f"{dataset} (local budget)", "all", PrivacyLoss.zero(),
+                                                         self._spent(db, dataset), self.delta)
+
+    def _balance(self, db: sqlite3.Connection, dataset: str) -> Balance | None:
+        row = db.execute("SELECT cap_units FROM caps WHERE dataset = ?", (dataset,)).fetchone()
+        if row is None:
+            return None
+        return Balance(f"{dataset} (local budget)", "all", PrivacyLoss(row[0]), self._spent(db, dataset), self.delta)
+
     @staticmethod
     def _spent(db: sqlite3.Connection, dataset: str) -> PrivacyLoss:
         row = db.execute("SELECT COALESCE(SUM(units), 0) FROM charges WHERE dataset = ?", (dataset,)).fetchone()
@@ -106,16 +121,14 @@ class NodeLedger:
         if existing is not None:
             if existing[0] != loss.units:
                 raise StudyRefused(f"study {study_id} was charged {PrivacyLoss(existing[0])} on {dataset} "
-                                   f"and now costs {loss}: the spec changed", 4302)
+                                   f"and now costs {loss}: the spec changed", RefusalCode.MALFORMED_SPEC)
             return True
-        row = db.execute("SELECT cap_units FROM caps WHERE dataset = ?", (dataset,)).fetchone()
-        if row is None:
-            raise StudyRefused(f"no local privacy budget is set for {dataset}", 4201)
-        cap, spent = PrivacyLoss(row[0]), self._spent(db, dataset)
-        if spent + loss > cap:
-            raise StudyRefused(
-                f"study {study_id} costs {loss} on {dataset}, but only {cap - spent if cap > spent else PrivacyLoss(0)} "
-                f"of the local budget {cap} remains", 4201)
+        local = self._balance(db, dataset)
+        if local is None:
+            raise StudyRefused(f"no local privacy budget is set for {dataset}", RefusalCode.BUDGET_EXCEEDED)
+        if not local.fits(loss):
+            raise StudyRefused(f"study {study_id} refused by the node's own ledger: {local.shortfall(loss)}",
+                               RefusalCode.BUDGET_EXCEEDED)
         return False
 
     def charge(self, study_id: str, dataset: str, loss: PrivacyLoss, spec_sha256: str) -> Charge:
@@ -141,7 +154,7 @@ class NodeLedger:
                            (study_id, dataset, round_, _now(), noisy_count))
             except sqlite3.IntegrityError:
                 raise StudyRefused(f"round {round_} of study {study_id} was already released by {dataset}",
-                                   4202) from None
+                                   RefusalCode.ALREADY_RELEASED) from None
 
     def noisy_count(self, study_id: str, dataset: str) -> float | None:
         with self._connect() as db:

@@ -9,7 +9,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tillit.errors import UsageError
+from common.errors import UsageError
 
 __all__ = ["MIN_SECRET_BYTES", "NodeSecret", "create_secret", "ephemeral_secret", "load_secret"]
 

@@ -13,14 +13,11 @@ from nodes.config import NodeConfig
 __all__ = ["supernode_command"]
 
 
-def supernode_command(config: NodeConfig, timing: bool = False, warm: bool = True) -> list[str]:
-    """``timing`` makes the ClientApp log when each message was created, picked up and answered;
-    ``warm=False`` runs Flower's stock ``flower-supernode`` (a ClientApp process per message), for
+def supernode_command(config: NodeConfig, warm: bool = True) -> list[str]:
+    """``warm=False`` runs Flower's stock ``flower-supernode`` (a ClientApp process per message), for
     benchmarks that compare the two."""
     fed = config.federation
     node_config = f"tillit-config='{config.source}'"
-    if timing:
-        node_config += f" tillit-timing='{config.state_dir / 'timing.jsonl'}'"
     program = [sys.executable, "-m", "nodes.flower_node"] if warm else ["flower-supernode"]
     command = [*program, "--superlink", fed.superlink, "--port", str(fed.port),
                "--node-config", node_config]

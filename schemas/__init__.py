@@ -1,13 +1,13 @@
 """Sector data contracts and the synthetic municipality generator."""
 
+from schemas.catalog import BUILTIN_DIR, ContractCatalog, load_contract_file
 from schemas.contract import Column, Contract, parse_contract
-from schemas.registry import BUILTIN_DIR, ContractRegistry, load_contract_file
 
 __all__ = [
     "BUILTIN_DIR",
     "Column",
     "Contract",
-    "ContractRegistry",
+    "ContractCatalog",
     "load_contract_file",
     "parse_contract",
 ]

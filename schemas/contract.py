@@ -193,7 +193,7 @@ class Contract(BaseModel):
 
 def parse_contract(document: object, source: str) -> Contract:
     """Parse a loaded YAML/JSON document; every problem becomes one readable ``ContractError`` line."""
-    from tillit.errors import ContractError, describe_validation_error
+    from common.errors import ContractError, describe_validation_error
 
     if not isinstance(document, dict):
         raise ContractError(f"contract {source}: expected a mapping at the top level")

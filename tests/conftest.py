@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from schemas import ContractRegistry
+from schemas import ContractCatalog
 from schemas.synth import SynthConfig, synthesize
 
 SMALL_RESIDENTS = 20_000
@@ -25,8 +25,8 @@ class Municipality:
 
 
 @pytest.fixture(scope="session")
-def registry() -> ContractRegistry:
-    return ContractRegistry()
+def registry() -> ContractCatalog:
+    return ContractCatalog()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The ``tillit`` command: a thin façade that parses options once and calls the packages.
 
-Expected failures (:class:`tillit.errors.TillitError`) become one ``tillit: error: ...`` line on
+Expected failures (:class:`common.errors.TillitError`) become one ``tillit: error: ...`` line on
 stderr and their exit code, here and nowhere else; anything else is a bug and keeps its traceback.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tillit.errors import TillitError, UsageError
+from common.errors import TillitError, UsageError
 
 if TYPE_CHECKING:
-    from coordinator.client import CoordinatorClient
+    from tillit.client import CoordinatorClient
 
 __all__ = ["main"]
 
@@ -192,7 +192,7 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
                        ("approve", "approve for the datasets you answer for"),
                        ("reject", "reject for the datasets you answer for"),
                        ("run", "launch an approved study on the federation"),
-                       ("results", "the released result JSON")):
+                       ("results", "the released result (JSON on stdout, or files with --out DIR)")):
         p = study_sub.add_parser(name, parents=[client], help=text)
         p.add_argument("study_id")
         if name in ("approve", "reject"):
@@ -201,7 +201,7 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
             p.add_argument("--wait", action="store_true", help="follow progress until released or failed")
             p.add_argument("--timeout", type=float, default=3600)
         if name == "results":
-            p.add_argument("--out", type=Path)
+            p.add_argument("--out", type=Path, help="write result.json, CSV tables and report.html into this directory")
     status = study_sub.add_parser("status", parents=[client], help="one study's status, or all studies")
     status.add_argument("study_id", nargs="?")
 
@@ -213,7 +213,7 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _client(args: argparse.Namespace) -> CoordinatorClient:
-    from coordinator.client import CoordinatorClient
+    from tillit.client import CoordinatorClient
 
     url = args.coordinator or os.environ.get("TILLIT_COORDINATOR_URL") or "http://127.0.0.1:8470"
     token_file = args.token_file or (Path(p) if (p := os.environ.get("TILLIT_TOKEN_FILE")) else None)

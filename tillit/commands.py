@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tillit.errors import ContractViolation
+from common.errors import ContractViolation
 
 if TYPE_CHECKING:
-    from schemas import ContractRegistry
+    from schemas import ContractCatalog
 
 
 def synth(out: Path, residents: int, municipalities: tuple[str, ...], seed: int, messiness: float) -> int:
@@ -24,10 +24,10 @@ def synth(out: Path, residents: int, municipalities: tuple[str, ...], seed: int,
     return 0
 
 
-def _registry(dirs: list[Path]) -> ContractRegistry:
-    from schemas import ContractRegistry
+def _registry(dirs: list[Path]) -> ContractCatalog:
+    from schemas import ContractCatalog
 
-    return ContractRegistry(extra_dirs=dirs)
+    return ContractCatalog(extra_dirs=dirs)
 
 
 def node_validate(*, sector: str, data: Path, report: Path | None, docs: Path | None,
@@ -125,9 +125,9 @@ def node_init(config_path: Path) -> int:
     if not config.federation.insecure and not (config.key_dir / "supernode").exists():
         make_node_keys(config.key_dir, "supernode")
     digest = agent.ensure_valid()
-    budget = agent.budget_summary()
+    budget = agent.budget()
     print(f"node {config.node.dataset}: extract {digest[:12]} meets contract {agent.contract.label}; "
-          f"local budget rho={budget['cap_rho']:.6g} (epsilon {config.budget.epsilon} at delta {config.budget.delta})")
+          f"local budget rho={float(budget.cap.rho):.6g} (epsilon {config.budget.epsilon} at delta {config.budget.delta})")
     if not config.federation.insecure:
         print(f"register this node with the federation operator: {config.key_dir / 'supernode.pub'}")
     return 0
@@ -152,10 +152,13 @@ def node_ledger(config_path: Path) -> int:
     from nodes.agent import NodeAgent
     from nodes.config import load_node_config
 
+    from federation.privacy import amount_json
+
     agent = NodeAgent(load_node_config(config_path))
-    budget = agent.budget_summary()
-    print(f"{agent.dataset}: cap rho={budget['cap_rho']:.6g}, spent rho={budget['spent_rho']:.6g}, "
-          f"remaining rho={budget['remaining_rho']:.6g} (epsilon {budget['remaining_epsilon']:.4g} at delta {budget['delta']})")
+    budget = agent.budget()
+    left = amount_json(budget.remaining, budget.delta)
+    print(f"{agent.dataset}: cap rho={float(budget.cap.rho):.6g}, spent rho={float(budget.spent.rho):.6g}, "
+          f"remaining rho={left['rho']:.6g} (epsilon {left['epsilon']:.4g} at delta {budget.delta:g})")
     for study, dataset, loss, when in agent.ledger.charges():
         print(f"  {when}  {study:<24} {dataset:<24} {loss}")
     return 0
@@ -172,9 +175,9 @@ def federation_certs(out: Path, hosts: list[str], overwrite: bool) -> int:
 def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, insecure: bool) -> int:
     import json
 
-    from federation.local import LocalFederation, NodeSetup
+    from common.errors import StudyFailed, UsageError
     from federation.spec import load_spec
-    from tillit.errors import StudyRefused, UsageError
+    from tillit.local import LocalFederation, NodeSetup
 
     spec = load_spec(spec_path)
     nodes = []
@@ -194,7 +197,7 @@ def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, 
     privacy = result["privacy"]
     print(f"privacy: rho={privacy['rho']:.6g} per dataset = (epsilon {privacy['epsilon']:.4g}, delta {privacy['delta']:g})")
     if result["status"] != "completed":
-        raise StudyRefused(f"study {spec.study_id} {result['status']}: {result.get('error', {}).get('detail', '')}")
+        raise StudyFailed(f"study {spec.study_id} {result['status']}: {result.get('error', {}).get('detail', '')}")
     print(json.dumps({k: result[k] for k in ("study_id", "status", "seconds")}))
     return 0
 
@@ -203,7 +206,7 @@ def federation_superlink(certs: Path, state: Path, host: str, port: int) -> int:
     import subprocess
 
     from federation.processes import flower_env
-    from tillit.errors import UsageError
+    from common.errors import UsageError
 
     for name in ("ca.crt", "superlink.crt", "superlink.key"):
         if not (certs / name).is_file():

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coordinator.client import CoordinatorClient
-from tillit.errors import StudyRefused, TillitError, UsageError
+from common.errors import StudyFailed, TillitError, UsageError
+from tillit.client import CoordinatorClient
 
 if TYPE_CHECKING:
     from nodes.config import NodeConfig
@@ -21,7 +21,9 @@ def serve(options: dict[str, Any]) -> int:
     from coordinator.settings import parse_settings
     from coordinator.state import open_coordinator
 
-    settings = parse_settings(**options)
+    import os
+
+    settings = parse_settings(os.environ, **options)
     coordinator = open_coordinator(settings)
     print(f"coordinator state in {settings.state_dir}; database {settings.url.split('@')[-1]}; "
           f"admin token in {settings.admin_token_path} (owner-only)", flush=True)
@@ -62,9 +64,9 @@ def enroll(client: CoordinatorClient, config: NodeConfig) -> tuple[dict[str, Any
     key = config.key_dir / "supernode.pub"
     if not key.exists():
         raise UsageError(f"{key} is missing; run 'tillit node init --config {config.source}' first")
-    enrolled: dict[str, Any] = client.post("/v1/nodes", {"dataset": config.node.dataset,
-                                                         "contract": NodeAgent(config).contract.name,
-                                                         "public_key": key.read_text().strip()})
+    enrolled: dict[str, Any] = client.put(f"/v1/nodes/{config.node.dataset}",
+                                          {"contract": NodeAgent(config).contract.name,
+                                           "public_key": key.read_text().strip()})
     verdict = NodeAgent(config).latest_verdict()
     if verdict is not None:
         client.put(f"/v1/datasets/{config.node.dataset}/validation", verdict)
@@ -165,7 +167,7 @@ def study_create(client: CoordinatorClient, options: dict[str, Any], preview: bo
     study = client.post("/v1/studies", draft)
     print(f"drafted study {study['id']} ({study['template']}); waiting for approval by the privacy officers of "
           f"{', '.join(study['datasets'])}")
-    _show_cost(study["cost"])
+    _show_cost(study["preview"])
     return 0
 
 
@@ -230,20 +232,32 @@ def study_run(client: CoordinatorClient, study_id: str, wait: bool, timeout: flo
         return 0
     study = wait_for_study(client, study_id, timeout)
     if study["status"] != "released":
-        raise StudyRefused(_status_line(study))
+        raise StudyFailed(_status_line(study))
     return 0
 
 
 def study_results(client: CoordinatorClient, study_id: str, out: Path | None) -> int:
-    result = client.get(f"/v1/studies/{study_id}/results")
-    text = json.dumps(result, indent=1)
     if out is None:
-        print(text)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-        print(f"wrote {out}")
+        print(json.dumps(client.get(f"/v1/studies/{study_id}/results"), indent=1))
+        return 0
+    report = write_study_files(client, study_id, out)
+    print(f"wrote {out / 'result.json'}, the CSV tables and {report}")
     return 0
+
+
+def write_study_files(client: CoordinatorClient, study_id: str, out: Path) -> Path:
+    """A released study's result JSON, CSV tables and HTML report under ``out`` (what the demo writes too)."""
+    from coordinator.reports import write_report
+
+    result = client.get(f"/v1/studies/{study_id}/results")
+    study = client.get(f"/v1/studies/{study_id}")
+    balances = [b for b in client.get("/v1/budgets", period=study["period"]) if b["name"] in result["datasets"]]
+    register = next((s for s in client.get("/v1/register")["studies"] if s["id"] == study_id), None)
+    try:
+        return write_report(result, out, study["name"], balances, register)
+    except OSError as error:
+        raise UsageError(f"cannot write the study's files to {out} ({error.strerror or type(error).__name__})") \
+            from None
 
 
 def audit_verify(state_dir: Path, database_url: str | None) -> int:

@@ -21,13 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.client import CoordinatorClient
-from coordinator.report import write_report
-from federation.local import LocalFederation, NodeSetup
+from common.errors import ContractViolation, StudyFailed, StudyRefused
 from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
 from federation.signing import make_signing_key
-from tillit.coordinator_commands import enroll, wait_for_study
-from tillit.errors import ContractViolation, StudyRefused
+from tillit.client import CoordinatorClient
+from tillit.coordinator_commands import enroll, wait_for_study, write_study_files
+from tillit.local import LocalFederation, NodeSetup
 
 __all__ = ["run_demo"]
 
@@ -177,7 +176,7 @@ def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipaliti
            truth: dict[str, Any]) -> dict[str, Any]:
     analyst = CoordinatorClient(url, tokens["analyst"])
     created = analyst.post("/v1/studies", draft)
-    cost = created["cost"]["per_dataset"]
+    cost = created["preview"]["per_dataset"]
     print(f"    drafted; cost per dataset ε={next(iter(cost.values()))['epsilon']:.3g}", flush=True)
     for municipality in municipalities:
         officer = CoordinatorClient(url, tokens[f"officer-{municipality}"])
@@ -187,11 +186,9 @@ def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipaliti
     analyst.post(f"/v1/studies/{draft['id']}/run")
     study = wait_for_study(analyst, draft["id"], timeout=3600, indent="    ")
     if study["status"] != "released":
-        raise StudyRefused(f"study {draft['id']} {study['status']}: {(study.get('error') or {}).get('detail', '')}")
+        raise StudyFailed(f"study {draft['id']} {study['status']}: {(study.get('error') or {}).get('detail', '')}")
     result = analyst.get(f"/v1/studies/{draft['id']}/results")
-    register = next(s for s in CoordinatorClient(url).get("/v1/register")["studies"] if s["id"] == draft["id"])
-    balances = CoordinatorClient(url, tokens[f"officer-{municipalities[0]}"]).get("/v1/budgets")
-    report = write_report(result, out / "studies" / draft["id"], draft["name"], balances, register)
+    report = write_study_files(analyst, draft["id"], out / "studies" / draft["id"])
     found: dict[str, Any] = {"report": str(report), "result": str(report.parent / "result.json"),
                              "epsilon_per_dataset": result["privacy"]["epsilon"], "seconds": result.get("seconds")}
     if "transition_matrices" in result["outputs"]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["ERRORS", "ErrorBody"]
+__all__ = ["ERRORS", "HTML_ERRORS", "ErrorBody"]
 
 
 class ErrorBody(BaseModel):
@@ -22,4 +22,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "the role or scope does not allow it"), (404, "no such resource"),
         (409, "conflicts with the current state or a budget"), (422, "the request body or parameters are invalid"),
         (503, "the SuperLink cannot be reached"))
+}
+
+#: the same statuses for a route whose success is a page: its errors are still JSON bodies
+HTML_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": answer["description"],
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    for status, answer in ERRORS.items()
 }

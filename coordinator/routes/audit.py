@@ -8,28 +8,27 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
+from coordinator.api_models import AuditEntryOut, ChainReportOut
 from coordinator.audit import verify_chain
-from coordinator.authz import CoordinatorDep, CurrentPrincipal
+from coordinator.authz import CoordinatorDep, CurrentPrincipal, SessionDep
 from coordinator.models import AuditEntry
 from coordinator.routes._common import ERRORS
 
 router = APIRouter(tags=["audit"], responses=ERRORS)
 
 
-@router.get("/v1/audit", name="audit_log")
-def audit_log(principal: CurrentPrincipal, coordinator: CoordinatorDep,
+@router.get("/v1/audit", name="audit_log", response_model=list[AuditEntryOut])
+def audit_log(principal: CurrentPrincipal, session: SessionDep,
               after: Annotated[int, Query(ge=0, le=2**62)] = 0,
               limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
-    with coordinator.db.transaction() as session:
-        rows = session.execute(select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq)
-                               .limit(limit)).scalars()
-        return [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
-                 "payload": json.loads(e.payload), "hash": e.hash} for e in rows]
+    rows = session.execute(select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq)
+                           .limit(limit)).scalars()
+    return [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
+             "payload": json.loads(e.payload), "hash": e.hash} for e in rows]
 
 
-@router.get("/v1/audit/verify", name="audit_verify")
-def audit_verify(principal: CurrentPrincipal, coordinator: CoordinatorDep) -> dict[str, Any]:
-    with coordinator.db.transaction() as session:
-        report = verify_chain(session, coordinator.signer.public)
+@router.get("/v1/audit/verify", name="audit_verify", response_model=ChainReportOut)
+def audit_verify(principal: CurrentPrincipal, coordinator: CoordinatorDep, session: SessionDep) -> dict[str, Any]:
+    report = verify_chain(session, coordinator.signer.public)
     return {"intact": report.intact, "entries": report.entries, "head_seq": report.head_seq,
             "head_hash": report.head_hash, "problems": report.problems}

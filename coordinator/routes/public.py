@@ -7,28 +7,27 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from coordinator.authz import CoordinatorDep
-from coordinator.register import register_entries, register_page
+from coordinator.api_models import HealthOut, RegisterOut
+from coordinator.authz import CoordinatorDep, SessionDep
+from coordinator.public_register import register_entries, register_page
 from federation.signing import public_key_pem
 
 router = APIRouter(tags=["public"])
 
 
-@router.get("/healthz", name="health")
+@router.get("/healthz", name="health", response_model=HealthOut)
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/v1/register", name="public_register")
-def public_register(coordinator: CoordinatorDep) -> dict[str, Any]:
-    with coordinator.db.transaction() as session:
-        return register_entries(session)
+@router.get("/v1/register", name="public_register", response_model=RegisterOut)
+def public_register(session: SessionDep) -> dict[str, Any]:
+    return register_entries(session)
 
 
 @router.get("/register", name="public_register_page", response_class=HTMLResponse)
-def public_register_page(coordinator: CoordinatorDep) -> str:
-    with coordinator.db.transaction() as session:
-        return register_page(register_entries(session))
+def public_register_page(session: SessionDep) -> str:
+    return register_page(register_entries(session))
 
 
 @router.get("/v1/signing-key", name="signing_key", response_class=PlainTextResponse)

@@ -1,29 +1,40 @@
 """Differential privacy for Tillit: the only package that draws noise or computes privacy loss.
 
 Nodes and the coordinator both use it, so the cost a node recomputes from a spec is the cost the
-coordinator previewed and charged.
+coordinator previewed and charged, and the budget a node enforces is checked by the same arithmetic
+as the coordinator's (:mod:`federation.privacy.budget`).
+
+- ``_noise``: the only noise source (OpenDP's Gaussian mechanism)
+- ``_accounting``: ρ of Gaussian releases, composition, (ε, δ) by OpenDP's conversion
+- ``_loss``: :class:`PrivacyLoss`, exact ledger amounts
+- ``budget``: :class:`Balance` — remaining, fits, caps from ε, the JSON form of an amount
+- ``_calibration``: from a study spec to noise scales and the ρ each dataset is charged
 """
 
 from federation.privacy._accounting import epsilon, gaussian_rho, rho_for_epsilon
 from federation.privacy._loss import RHO_UNITS_PER_RHO, PrivacyLoss
 from federation.privacy._noise import gaussian_release
-from federation.privacy._plan import (
+from federation.privacy.budget import Balance, amount_json, make_cap
+from federation.privacy._calibration import (
     EVALUATION_BINS, EvaluationPlan, ModelPlan, StudyPlan, TablePlan, column_domain, feature_names, model_classes, plan_study,
 )
 
 __all__ = [
     "EVALUATION_BINS",
+    "Balance",
     "RHO_UNITS_PER_RHO",
     "EvaluationPlan",
     "ModelPlan",
     "PrivacyLoss",
     "StudyPlan",
     "TablePlan",
+    "amount_json",
     "column_domain",
     "epsilon",
     "feature_names",
     "gaussian_release",
     "gaussian_rho",
+    "make_cap",
     "model_classes",
     "plan_study",
     "rho_for_epsilon",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from schemas.identity import make_identity_codes
+from schemas.synth._identity_codes import make_identity_codes
 
 REFERENCE_DATE = dt.date(2024, 12, 31)
 

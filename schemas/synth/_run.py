@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from schemas.registry import ContractRegistry
+from schemas.catalog import ContractCatalog
 from schemas.synth import _health, _risk, _sectors
 from schemas.synth._conform import add_messiness, to_table, write_parquet
 from schemas.synth._population import REFERENCE_DATE, Residents, make_residents, population_register
@@ -41,10 +41,10 @@ class SynthResult:
     seconds: float = 0.0
 
 
-def synthesize(config: SynthConfig, registry: ContractRegistry | None = None) -> SynthResult:
+def synthesize(config: SynthConfig, registry: ContractCatalog | None = None) -> SynthResult:
     """Generate every municipality's silos and ``truth.json`` under ``config.out``."""
     started = time.perf_counter()
-    registry = registry or ContractRegistry()
+    registry = registry or ContractCatalog()
     contracts = {sector: registry.get(sector) for sector in SECTORS}
     seeds = np.random.SeedSequence(config.seed).spawn(len(config.municipalities) + 1)
     truth_rng = np.random.default_rng(seeds[0])

@@ -81,14 +81,14 @@ def make_world(state_dir: Path, url: str | None = None) -> Iterator[World]:
                                      ("analyst", "analyst", ()),
                                      ("node", "node", ("espoo/health_care",)),
                                      ("vantaa-node", "node", ("vantaa/health_care",))):
-            tokens[name] = create_principal(coordinator, session, "admin", name, role, datasets)
+            tokens[name] = create_principal(coordinator.signer, session, "admin", name, role, datasets)
     app = create_app(coordinator, watch=False)
     client = TestClient(app)
     world = World(coordinator, app, client, tokens)
     with client:
         for node, dataset in (("node", "espoo/health_care"), ("vantaa-node", "vantaa/health_care")):
-            answer = client.post("/v1/nodes", json={"dataset": dataset, "contract": "health_care",
-                                                    "public_key": PUBLIC_KEY}, headers=world.headers(node))
+            answer = client.put(f"/v1/nodes/{dataset}", json={"contract": "health_care", "public_key": PUBLIC_KEY},
+                                headers=world.headers(node))
             assert answer.status_code == 200, answer.text
         yield world
     coordinator.db.dispose()

@@ -23,8 +23,8 @@ MATRIX: dict[str, tuple[str, str, object, frozenset[str] | None]] = {
     "whoami": ("GET", "/v1/me", None, frozenset({"admin", "officer", "analyst", "node"})),
     "create_principal": ("POST", "/v1/principals", {"name": "new-{who}", "role": "analyst"}, frozenset({"admin"})),
     "list_principals": ("GET", "/v1/principals", None, frozenset({"admin"})),
-    "enroll_node": ("POST", "/v1/nodes", {"dataset": "espoo/health_care", "contract": "health_care",
-                                          "public_key": PUBLIC_KEY}, frozenset({"node"})),
+    "enroll_node": ("PUT", "/v1/nodes/espoo/health_care", {"contract": "health_care", "public_key": PUBLIC_KEY},
+                    frozenset({"node"})),
     "list_nodes": ("GET", "/v1/nodes", None, frozenset({"admin", "officer"})),
     "report_validation": ("PUT", "/v1/datasets/espoo/health_care/validation", VERDICT, frozenset({"node"})),
     "list_datasets": ("GET", "/v1/datasets", None, frozenset({"admin", "officer", "analyst"})),
@@ -41,6 +41,7 @@ MATRIX: dict[str, tuple[str, str, object, frozenset[str] | None]] = {
     "reject_study": ("POST", "/v1/studies/pending-study/reject", {"reason": "not now"}, frozenset({"officer"})),
     "run_study": ("POST", "/v1/studies/pending-study/run", None, frozenset({"analyst"})),
     "study_results": ("GET", "/v1/studies/pending-study/results", None, frozenset({"admin", "officer", "analyst"})),
+    "study_report": ("GET", "/v1/studies/pending-study/report", None, frozenset({"admin", "officer", "analyst"})),
     "audit_log": ("GET", "/v1/audit", None, frozenset({"admin", "officer"})),
     "audit_verify": ("GET", "/v1/audit/verify", None, frozenset({"admin", "officer"})),
 }
@@ -99,7 +100,8 @@ def test_every_role_gets_the_documented_status(world: World, name: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "who"), [("set_budget", "vantaa-officer"), ("approve_study", "vantaa-officer"),
-                                           ("reject_study", "vantaa-officer"), ("report_validation", "vantaa-node")])
+                                           ("reject_study", "vantaa-officer"), ("report_validation", "vantaa-node"),
+                                           ("enroll_node", "vantaa-node")])
 def test_officers_and_nodes_act_only_on_their_own_datasets(world: World, name: str, who: str) -> None:
     # Prepare
     world.client.post("/v1/studies", json=world.draft("pending-study"), headers=world.headers("analyst"))
@@ -110,7 +112,11 @@ def test_officers_and_nodes_act_only_on_their_own_datasets(world: World, name: s
     assert "does not answer for espoo/health_care" in str(body["detail"])
 
 
-def test_a_node_cannot_enroll_a_dataset_it_does_not_hold(world: World) -> None:
-    response = world.client.post("/v1/nodes", json={"dataset": "espoo/health_care", "contract": "health_care",
-                                                    "public_key": PUBLIC_KEY}, headers=world.headers("vantaa-node"))
-    assert response.status_code == 403 and "may only enroll vantaa/health_care" in response.json()["detail"]
+def test_a_node_cannot_move_its_dataset_to_another_contract(world: World) -> None:
+    # Prepare: the fixture's node enrolled espoo/health_care under the health_care contract
+    # Execute
+    response = world.client.put("/v1/nodes/espoo/health_care", json={"contract": "social_services",
+                                                                     "public_key": PUBLIC_KEY},
+                                headers=world.headers("node"))
+    # Assert
+    assert response.status_code == 409 and "enrolled under contract health_care" in response.json()["detail"]

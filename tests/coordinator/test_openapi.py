@@ -45,3 +45,35 @@ def test_no_server_error_and_no_schema_violation(api_world: World) -> None:
 
         exercise()
     assert calls > 4 * len(operations)
+
+
+_UNTYPED = ({}, {"type": "object"}, {"type": "object", "additionalProperties": True},
+            {"additionalProperties": True, "type": "object", "title": "Response"})
+
+
+def _says_nothing(schema: dict[str, object]) -> bool:
+    bare = {k: v for k, v in schema.items() if k != "title"}
+    if bare.get("type") == "array" and isinstance(bare.get("items"), dict):
+        return _says_nothing(bare["items"])  # type: ignore[arg-type]
+    return bare in [{k: v for k, v in u.items() if k != "title"} for u in _UNTYPED]
+
+
+def test_every_operation_documents_what_its_answer_holds(api_world: World) -> None:
+    # Prepare
+    document = api_world.client.get("/openapi.json").json()
+    # Execute: each operation's success answers and the schema of each of their media types
+    untyped = []
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            answers = [a for code, a in operation["responses"].items() if code.startswith("2")]
+            schemas = [media.get("schema", {}) for a in answers for media in a.get("content", {}).values()]
+            if not schemas or any(_says_nothing(s) for s in schemas):
+                untyped.append(f"{method.upper()} {path}")
+    # Assert
+    assert len(document["paths"]) >= 20 and untyped == []
+
+
+def test_an_untyped_answer_is_noticed() -> None:
+    assert _says_nothing({"type": "object", "additionalProperties": True, "title": "Response Whoami"})
+    assert _says_nothing({"type": "array", "items": {"type": "object"}})
+    assert not _says_nothing({"$ref": "#/components/schemas/StudyOut"})

@@ -5,9 +5,12 @@ releases the run's result after a restart."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -17,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from federation.local import LocalFederation, NodeSetup
 from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
 from federation.signing import make_signing_key
 from tests.conftest import Municipality
 from tillit.cli import main
+from tillit.local import LocalFederation, NodeSetup
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +52,14 @@ class Platform:
                                                self.state.parent / "coordinator.log", self.state.parent)
         wait_for_port(self.port, 60, self.coordinator.process)
 
-    def cli(self, capsys: pytest.CaptureFixture[str], who: str | None, *args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
+    def cli(self, who: str | None, *args: str) -> tuple[int, str, str]:
+        """Run ``tillit`` in this process as ``who``; its exit code, stdout and stderr."""
         auth = ["--token-file", str(self.tokens[who])] if who else []
         command, sub, *rest = args
-        code = main([command, sub, *rest, "--coordinator", self.url, *auth] if command != "audit" else list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([command, sub, *rest, "--coordinator", self.url, *auth] if command != "audit" else list(args))
+        return code, out.getvalue(), err.getvalue()
 
     def api(self, who: str, path: str) -> object:
         token = self.tokens[who].read_text().strip()
@@ -84,8 +88,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, municipality: Municipalit
         fed.stop()
 
 
-def _token(platform: Platform, capsys: pytest.CaptureFixture[str], name: str, role: str, datasets: str = "") -> None:
-    code, out, _ = platform.cli(capsys, "admin", "principal", "add", "--name", name, "--role", role,
+def _token(platform: Platform, name: str, role: str, datasets: str = "") -> None:
+    code, out, _ = platform.cli("admin", "principal", "add", "--name", name, "--role", role,
                                 *(["--datasets", datasets] if datasets else []))
     assert code == 0
     path = platform.state.parent / f"{name}.token"
@@ -105,30 +109,36 @@ def _wait_for(platform: Platform, study: str, status: str, timeout: float = 600)
     raise AssertionError(f"{study} never became {status}")
 
 
-def test_budget_study_approval_run_results_and_register(platform: Platform, municipality: Municipality,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    # Prepare: principals for each role; the node enrolls with its key and its validation verdict
-    _token(platform, capsys, "officer", "privacy_officer", DATASET)
-    _token(platform, capsys, "analyst", "analyst")
-    _token(platform, capsys, "node", "node", DATASET)
+@pytest.fixture(scope="module")
+def staffed(platform: Platform) -> Platform:
+    """Principals for each role, the node enrolled with its key and verdict, a budget for 2024."""
+    _token(platform, "officer", "privacy_officer", DATASET)
+    _token(platform, "analyst", "analyst")
+    _token(platform, "node", "node", DATASET)
     node_config = platform.fed.workdir / "nodes" / "espoo-health_care" / "node.toml"
-    code, out, err = platform.cli(capsys, "node", "node", "enroll", "--config", str(node_config))
-    assert code == 0, err
-    assert "enrolled espoo/health_care" in out
-    # Execute: budget → draft → cost → approve → run → results
-    assert platform.cli(capsys, "officer", "budget", "set", "--dataset", DATASET, "--period", "2024",
+    code, out, err = platform.cli("node", "node", "enroll", "--config", str(node_config))
+    assert code == 0 and "enrolled espoo/health_care" in out, err
+    assert platform.cli("officer", "budget", "set", "--dataset", DATASET, "--period", "2024",
                         "--epsilon", "3")[0] == 0
-    code, out, err = platform.cli(capsys, "analyst", "study", "create", "--id", "transitions-2024", *STUDY,
+    return platform
+
+
+def test_budget_study_approval_run_results_and_register(staffed: Platform, municipality: Municipality,
+                                                        tmp_path: Path) -> None:
+    # Prepare: principals, enrolled node and budget from the fixture
+    platform = staffed
+    # Execute: draft → cost → approve → run → results
+    code, out, err = platform.cli("analyst", "study", "create", "--id", "transitions-2024", *STUDY,
                                   "--params", json.dumps({"municipalities": ["espoo"], "epsilon": 1.0}))
     assert code == 0, err
-    code, out, _ = platform.cli(capsys, "officer", "study", "cost", "transitions-2024")
+    code, out, _ = platform.cli("officer", "study", "cost", "transitions-2024")
     assert code == 0 and DATASET in out and "remaining" in out
-    code, out, err = platform.cli(capsys, "officer", "study", "approve", "transitions-2024", "--reason",
+    code, out, err = platform.cli("officer", "study", "approve", "transitions-2024", "--reason",
                                   "within the service-planning mandate")
     assert code == 0 and "status approved" in out, err
-    code, out, err = platform.cli(capsys, "analyst", "study", "run", "transitions-2024", "--wait", "--timeout", "600")
+    code, out, err = platform.cli("analyst", "study", "run", "transitions-2024", "--wait", "--timeout", "600")
     assert code == 0, err + out
-    code, out, err = platform.cli(capsys, "analyst", "study", "results", "transitions-2024")
+    code, out, err = platform.cli("analyst", "study", "results", "transitions-2024")
     # Assert: the result, the ledger, the register, the audit chain
     assert code == 0, err
     result = json.loads(out)
@@ -146,33 +156,40 @@ def test_budget_study_approval_run_results_and_register(platform: Platform, muni
     assert entry["human_oversight"][0]["by"] == "officer"
     page = httpx.get(platform.url + "/register", timeout=30).text
     assert "Health-segment transitions 2019-2024" in page and "<script" not in page
-    code, out, _ = platform.cli(capsys, None, "audit", "verify", "--state", str(platform.state))
+    code, out, _ = platform.cli(None, "audit", "verify", "--state", str(platform.state))
     assert code == 0 and "audit log intact" in out
+    code, out, err = platform.cli("analyst", "study", "results", "transitions-2024", "--out",
+                                  str(tmp_path / "files"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "files" / "result.json").read_text())["study_id"] == "transitions-2024"
+    assert (tmp_path / "files" / "transitions.csv").read_text().startswith("service,from,to,probability")
+    report = (tmp_path / "files" / "report.html").read_text()
+    assert "Health-segment transitions 2019-2024" in report and "<script" not in report
 
 
-def test_a_crash_between_charge_and_release_keeps_the_charge_once(platform: Platform,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    # Prepare: a second study, approved (so charged) and launched
-    assert "analyst" in platform.tokens, "runs after the end-to-end test, which creates the principals"
-    code, _, err = platform.cli(capsys, "analyst", "study", "create", "--id", "crash-2024", *STUDY,
+def test_a_crash_between_charge_and_release_keeps_the_charge_once(staffed: Platform) -> None:
+    # Prepare: a study of its own, approved (so charged) and launched
+    platform = staffed
+    code, _, err = platform.cli("analyst", "study", "create", "--id", "crash-2024", *STUDY,
                                 "--params", json.dumps({"municipalities": ["espoo"], "epsilon": 0.5}))
     assert code == 0, err
-    assert platform.cli(capsys, "officer", "study", "approve", "crash-2024", "--reason", "second look")[0] == 0
-    assert platform.cli(capsys, "analyst", "study", "run", "crash-2024")[0] == 0
-    # Execute: kill the coordinator before the result is released, then start it again on the same state
+    assert platform.cli("officer", "study", "approve", "crash-2024", "--reason", "second look")[0] == 0
+    assert platform.cli("analyst", "study", "run", "crash-2024")[0] == 0
+    # Execute: kill the coordinator at once (the run takes seconds), then start it again on the same state
     assert platform.coordinator is not None
     os.kill(platform.coordinator.pid, signal.SIGKILL)
     platform.coordinator.process.wait(30)
-    before = platform.state / "coordinator.sqlite"
-    assert before.exists()
+    with sqlite3.connect(platform.state / "coordinator.sqlite") as db:
+        at_crash = db.execute("SELECT status, result FROM studies WHERE id = 'crash-2024'").fetchone()
+    assert at_crash == ("running", None), "the coordinator must die between the charge and the release"
     platform.start_coordinator()
     released = _wait_for(platform, "crash-2024", "released")
     # Assert: one charge for the study, kept across the crash; a second approval cannot charge again
     ledger = platform.api("officer", "/v1/ledger")
     assert isinstance(ledger, dict)
     assert [e["study_id"] for e in ledger["entries"]].count("crash-2024") == 1
-    code, _, err = platform.cli(capsys, "officer", "study", "approve", "crash-2024", "--reason", "again")
+    code, _, err = platform.cli("officer", "study", "approve", "crash-2024", "--reason", "again")
     assert code == 3 and "is released" in err
     assert released["finished_at"] is not None
-    code, out, _ = platform.cli(capsys, None, "audit", "verify", "--state", str(platform.state))
+    code, out, _ = platform.cli(None, "audit", "verify", "--state", str(platform.state))
     assert code == 0, out

@@ -19,7 +19,7 @@ from federation.spec import parse_spec
 from federation.tasks import encode, local_training, predict_proba
 from nodes.agent import RESIDENT, typed_extract
 from nodes.secret import ephemeral_secret
-from schemas import ContractRegistry
+from schemas import ContractCatalog
 from schemas.synth import SynthConfig, synthesize
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ MUNICIPALITIES = ("espoo", "vantaa", "helsinki")
 def test_dpgd_at_epsilon_1_is_within_002_auc_of_pooled_logistic_regression(tmp_path: Path) -> None:
     # Prepare: 300,000 residents in three municipalities' health-care silos
     synthesize(SynthConfig(out=tmp_path, residents=100_000, municipalities=MUNICIPALITIES, seed=4))
-    contract = ContractRegistry().get("health_care")
+    contract = ContractCatalog().get("health_care")
     spec = parse_spec({
         "study_id": "utility", "task": "dp_logreg", "contract": "health_care",
         "datasets": [f"{m}/health_care" for m in MUNICIPALITIES], "privacy": {"epsilon": 1.0, "delta": 1e-6},

@@ -11,12 +11,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from federation.local import LocalFederation, NodeSetup
 from nodes.extract import pseudonymise
 from nodes.ledger import NodeLedger
 from nodes.secret import load_secret
-from schemas import ContractRegistry
+from schemas import ContractCatalog
 from schemas.synth import SynthConfig, synthesize
+from tillit.local import LocalFederation, NodeSetup
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ def test_marker_values_never_leave_their_node(federation: tuple[LocalFederation,
     fed, root, _ = federation
     config = fed.node_configs["espoo/health_care"]
     raw = pd.read_parquet(config.node.data)
-    contract = ContractRegistry().get("health_care")
+    contract = ContractCatalog().get("health_care")
     hashed, _ = pseudonymise(raw, contract, load_secret(config.secret_path).pseudonym_key)
     markers = {*raw["person_id"].unique()[:2000], *hashed["person_id"].dropna().unique()[:2000]}
     needles = [m.encode() for m in markers]

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from federation.local import LocalFederation, NodeSetup
 from federation.templates import build_spec
-from schemas import ContractRegistry
-from schemas.identity import make_identity_codes
+from schemas import ContractCatalog
+from schemas.synth import make_identity_codes
+from tillit.local import LocalFederation, NodeSetup
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def test_a_team_contract_model_recovers_the_strongest_coefficients(tmp_path: Pat
     contracts = tmp_path / "contracts"
     contracts.mkdir()
     (contracts / "elderly_care.yaml").write_text(CONTRACT)
-    registry = ContractRegistry([contracts])
+    registry = ContractCatalog([contracts])
     for seed, municipality in enumerate(("espoo", "vantaa")):
         (tmp_path / municipality).mkdir()
         _silo(tmp_path / municipality / "elderly_care.parquet", 15_000, seed)

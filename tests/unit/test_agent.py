@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,13 +11,14 @@ import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.local import NodeSetup, write_node_config
+from common.errors import RefusalCode, StudyRefused
 from federation.signing import SigningKey, public_key_pem, sign_spec
 from federation.spec import StudySpec, parse_spec
 from nodes.agent import NodeAgent
-from nodes.config import load_node_config
+from nodes.config import load_node_config, write_node_config
+from nodes.extract import file_sha256
 from tests.conftest import Municipality
-from tillit.errors import StudyRefused
+from tillit.local import NodeSetup, node_config
 
 DATASET = "espoo/health_care"
 #: the coordinator's signing key, as far as these nodes know
@@ -27,8 +29,9 @@ def _agent(tmp_path: Path, municipality: Municipality, epsilon_cap: float = 3.0)
     data = tmp_path / "health_care.parquet"
     shutil.copy(municipality.silo("health_care"), data)
     (tmp_path / "coordinator.pub").write_bytes(public_key_pem(_KEY.public))
-    path = write_node_config(tmp_path / "node" / "node.toml", NodeSetup(DATASET, "health_care", data, epsilon_cap),
-                             "127.0.0.1:1", None, 9999, tmp_path / "coordinator.pub", insecure=True)
+    setup = NodeSetup(DATASET, "health_care", data, epsilon_cap)
+    path = write_node_config(tmp_path / "node" / "node.toml", node_config(
+        setup, tmp_path / "node", "127.0.0.1:1", None, 9999, tmp_path / "coordinator.pub", insecure=True))
     agent = NodeAgent(load_node_config(path))
     agent.initialise()
     return agent
@@ -52,7 +55,7 @@ def test_a_study_that_does_not_name_the_node_is_not_for_it(tmp_path: Path, munic
     agent = _agent(tmp_path, municipality)
     with pytest.raises(StudyRefused) as refused:
         agent.prepare(_spec(datasets=["vantaa/health_care"]))
-    assert refused.value.reason_code == 4301
+    assert refused.value.reason_code == RefusalCode.NOT_PARTICIPATING
 
 
 def test_budget_is_charged_once_and_exhaustion_refuses_naming_node_and_budget(
@@ -69,7 +72,7 @@ def test_budget_is_charged_once_and_exhaustion_refuses_naming_node_and_budget(
     assert not np.array_equal(first, params) and not np.array_equal(first, second)
     with pytest.raises(StudyRefused) as refused:
         agent.prepare(_spec("s2"))
-    assert refused.value.reason_code == 4201
+    assert refused.value.reason_code == RefusalCode.BUDGET_EXCEEDED
     assert DATASET in refused.value.message and "local budget" in refused.value.message
     assert len(agent.ledger.charges()) == 1
 
@@ -81,7 +84,7 @@ def test_extra_or_repeated_rounds_are_refused(tmp_path: Path, municipality: Muni
     for round_ in (1, 3):
         with pytest.raises(StudyRefused) as refused:
             agent.train_round(spec, np.zeros((1, 3)), round_)
-        assert refused.value.reason_code == 4202
+        assert refused.value.reason_code == RefusalCode.ALREADY_RELEASED
 
 
 def test_a_changed_extract_is_revalidated_and_a_broken_one_refused(tmp_path: Path, municipality: Municipality) -> None:
@@ -93,9 +96,11 @@ def test_a_changed_extract_is_revalidated_and_a_broken_one_refused(tmp_path: Pat
     # Execute / Assert
     with pytest.raises(StudyRefused) as refused:
         agent.prepare(_spec())
-    assert refused.value.reason_code == 4101
+    assert refused.value.reason_code == RefusalCode.CONTRACT_BROKEN
     assert agent.ledger.charges() == []
-    assert first != agent.config.validation_path.read_text()
+    recorded = json.loads(agent.config.validation_path.read_text())
+    assert recorded["verdict"] == "fail"
+    assert recorded["data"]["sha256"] == file_sha256(agent.config.node.data) != first
 
 
 def test_tables_release_noisy_counts_of_the_right_shape(tmp_path: Path, municipality: Municipality) -> None:
@@ -148,7 +153,7 @@ def test_unsigned_altered_or_foreign_specs_are_refused_before_any_charge(
     for spec, words in ((unsigned, "not signed"), (altered, "altered"), (foreign, "another key")):
         with pytest.raises(StudyRefused, match=words) as refused:
             agent.train_round(spec, np.zeros((1, 3)), 1)
-        assert refused.value.reason_code == 4303 and DATASET in refused.value.message
+        assert refused.value.reason_code == RefusalCode.NOT_SIGNED and DATASET in refused.value.message
     assert agent.ledger.charges() == []
     agent.prepare(signed)   # the untouched signed spec is accepted
 

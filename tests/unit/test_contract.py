@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from schemas import BUILTIN_DIR, ContractRegistry, load_contract_file
-from tillit.errors import ContractError
+from common.errors import ContractError
+from schemas import BUILTIN_DIR, ContractCatalog, load_contract_file
 
 REQUIRED_SECTORS = {"population_register", "health_care", "social_services", "child_welfare", "education", "employment"}
 
@@ -28,7 +28,7 @@ def _write(directory: Path, document: dict[str, object], name: str = "housing.ya
     return path
 
 
-def test_builtin_contracts_cover_the_required_sectors_with_privacy_classes(registry: ContractRegistry) -> None:
+def test_builtin_contracts_cover_the_required_sectors_with_privacy_classes(registry: ContractCatalog) -> None:
     # Prepare / Execute
     names = set(registry.names())
     # Assert
@@ -42,7 +42,7 @@ def test_builtin_contracts_cover_the_required_sectors_with_privacy_classes(regis
             "direct_identifier", "quasi_identifier", "sensitive", "public"}
 
 
-def test_risk_factor_families_expand_to_280_columns_across_sectors(registry: ContractRegistry) -> None:
+def test_risk_factor_families_expand_to_280_columns_across_sectors(registry: ContractCatalog) -> None:
     factors = [c.name for contract in registry.all() for c in contract.expanded_columns if "_rf_" in c.name]
     assert len(factors) == 280
     assert len({f.split("_rf_")[0] for f in factors}) == 4
@@ -53,7 +53,7 @@ def test_a_team_adds_its_own_contract_as_a_file(tmp_path: Path) -> None:
     # Prepare
     _write(tmp_path, _minimal())
     # Execute
-    registry = ContractRegistry(extra_dirs=[tmp_path])
+    registry = ContractCatalog(extra_dirs=[tmp_path])
     # Assert
     housing = registry.get("housing")
     assert housing.column("rent").range == (0.0, 10000.0)
@@ -100,10 +100,10 @@ def test_a_contract_name_defined_twice_is_refused(tmp_path: Path) -> None:
     twin = yaml.safe_load((BUILTIN_DIR / "health_care.yaml").read_text())
     _write(tmp_path, twin, "my_health.yaml")
     with pytest.raises(ContractError, match="defined twice"):
-        ContractRegistry(extra_dirs=[tmp_path])
+        ContractCatalog(extra_dirs=[tmp_path])
 
 
-def test_unknown_contract_lists_the_known_ones(registry: ContractRegistry) -> None:
+def test_unknown_contract_lists_the_known_ones(registry: ContractCatalog) -> None:
     with pytest.raises(ContractError, match="known: child_health"):
         registry.get("housing")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from common.errors import UnusableInputError, UsageError
 from nodes.extract import pseudonymise, read_extract
 from nodes.secret import create_secret, ephemeral_secret, load_secret
-from schemas import ContractRegistry
-from tillit.errors import UnusableInputError, UsageError
+from schemas import ContractCatalog
 
 CODES = ["131052-308T", "010594Y9032", "131052-308T", "131052-308U", None]
 
@@ -18,7 +18,7 @@ def _frame() -> pd.DataFrame:
     return pd.DataFrame({"person_id": pd.Series(CODES, dtype="str"), "year": [2020, 2020, 2021, 2020, 2020]})
 
 
-def test_pseudonyms_are_keyed_stable_and_hide_the_codes(registry: ContractRegistry) -> None:
+def test_pseudonyms_are_keyed_stable_and_hide_the_codes(registry: ContractCatalog) -> None:
     # Prepare
     contract = registry.get("health_care")
     key_a, key_b = ephemeral_secret().pseudonym_key, ephemeral_secret().pseudonym_key

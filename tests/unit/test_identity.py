@@ -3,9 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from schemas.identity import (
-    IMPOSSIBLE_DATE, MALFORMED, MISSING, VALID, WRONG_CHECK_CHARACTER, check_identity_codes, make_identity_codes,
-)
+from schemas.identity import IMPOSSIBLE_DATE, MALFORMED, MISSING, VALID, WRONG_CHECK_CHARACTER, check_identity_codes
+from schemas.synth import make_identity_codes
 
 
 def test_known_codes_are_classified() -> None:

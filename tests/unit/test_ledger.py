@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import RefusalCode, StudyRefused
 from federation.privacy import PrivacyLoss
 from nodes.ledger import NodeLedger
-from tillit.errors import StudyRefused
 
 DATASET = "espoo/health_care"
 
@@ -24,9 +24,9 @@ def test_charges_are_idempotent_and_capped(tmp_path: Path) -> None:
     # Assert
     assert first.new and not again.new
     assert ledger.spent(DATASET) == PrivacyLoss(60)
-    with pytest.raises(StudyRefused, match="only ρ=4e-08 of the local budget") as refused:
+    with pytest.raises(StudyRefused, match=r"local budget\) period all has ρ=4e-08 .* left of ρ=1e-07") as refused:
         ledger.charge("s2", DATASET, PrivacyLoss(41), "h")
-    assert refused.value.reason_code == 4201 and DATASET in refused.value.message
+    assert refused.value.reason_code == RefusalCode.BUDGET_EXCEEDED and DATASET in refused.value.message
     with pytest.raises(StudyRefused, match="spec changed"):
         ledger.charge("s1", DATASET, PrivacyLoss(61), "h")
     assert ledger.spent(DATASET) == PrivacyLoss(60)
@@ -69,5 +69,5 @@ def test_a_round_is_released_once(tmp_path: Path) -> None:
     ledger.record_release("s1", DATASET, 1, 1234.5)
     with pytest.raises(StudyRefused, match="already released") as refused:
         ledger.record_release("s1", DATASET, 1, 99.0)
-    assert refused.value.reason_code == 4202
+    assert refused.value.reason_code == RefusalCode.ALREADY_RELEASED
     assert ledger.noisy_count("s1", DATASET) == 1234.5

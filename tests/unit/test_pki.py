@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common.errors import UsageError
 from federation.pki import make_federation_certs, make_node_keys
-from tillit.errors import UsageError
 
 
 def test_server_certificate_is_signed_by_the_ca_for_the_hosts(tmp_path: Path) -> None:

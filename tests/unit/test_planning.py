@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from federation.planning import matrix_intervals, ordinal_shrinkage_intervals, project
+from federation.projection import matrix_intervals, ordinal_shrinkage_intervals, project
 
 
 def _chain() -> tuple[np.ndarray, dict[str, np.ndarray]]:

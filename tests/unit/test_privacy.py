@@ -13,9 +13,9 @@ from scipy.stats import norm
 from federation.privacy import (
     PrivacyLoss, epsilon, gaussian_release, gaussian_rho, plan_study, rho_for_epsilon,
 )
+from common.errors import UsageError
 from federation.spec import parse_spec
-from schemas import ContractRegistry
-from tillit.errors import UsageError
+from schemas import ContractCatalog
 
 
 def _spec(**overrides: object) -> dict[str, object]:
@@ -99,7 +99,7 @@ def test_dpgd_epsilon_matches_dp_accounting_rdp_and_never_falls_below_it(noise_m
     assert ours >= exact
 
 
-def test_plan_charges_the_target_budget_on_every_dataset(registry: ContractRegistry) -> None:
+def test_plan_charges_the_target_budget_on_every_dataset(registry: ContractCatalog) -> None:
     # Execute
     plan = plan_study(parse_spec(_spec()), registry.get("health_care"))
     # Assert
@@ -111,7 +111,7 @@ def test_plan_charges_the_target_budget_on_every_dataset(registry: ContractRegis
     assert plan.loss == PrivacyLoss.from_rho(composed)
 
 
-def test_transition_table_sensitivity_follows_the_contract_bound(registry: ContractRegistry) -> None:
+def test_transition_table_sensitivity_follows_the_contract_bound(registry: ContractCatalog) -> None:
     spec = parse_spec(_spec(task="dp_table", model=None,
                             table={"transitions": {"time": "year", "state": "health_segment", "by": "service_status"}}))
     plan = plan_study(spec, registry.get("health_care"))
@@ -126,19 +126,35 @@ def test_transition_table_sensitivity_follows_the_contract_bound(registry: Contr
     ({"outcome": "person_id", "features": ["year"]}, "direct identifier"),
     ({"outcome": "service_status", "features": ["no_such"]}, "not a column"),
 ])
-def test_plans_refuse_identifiers_and_unknown_columns(registry: ContractRegistry, model: dict[str, object],
+def test_plans_refuse_identifiers_and_unknown_columns(registry: ContractCatalog, model: dict[str, object],
                                                       message: str) -> None:
     with pytest.raises(UsageError, match=message):
         plan_study(parse_spec(_spec(model=model)), registry.get("health_care"))
 
 
-def test_noise_comes_from_opendp_with_the_requested_scale() -> None:
+def test_noise_comes_from_opendp_with_the_requested_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: watch which OpenDP measurement releases the values, and seed numpy's global generators
+    # (noise drawn with numpy would then repeat)
+    from federation.privacy import _noise
+
+    built: list[tuple[int, float]] = []
+    real = _noise.gaussian_measurement
+
+    def watched(dimension: int, scale: float) -> object:
+        built.append((dimension, scale))
+        return real(dimension, scale)
+
+    monkeypatch.setattr(_noise, "gaussian_measurement", watched)
     # Execute: many noisy releases of zeros
+    np.random.seed(0)
     draws = gaussian_release(np.zeros(20_000), 3.0)
-    # Assert: centred, right spread, and different every time
+    np.random.seed(0)
+    again = gaussian_release(np.zeros(20_000), 3.0)
+    # Assert: released by OpenDP's Gaussian measurement at that scale; centred, right spread, never repeated
+    assert built == [(20_000, 3.0), (20_000, 3.0)]
     assert abs(draws.mean()) < 0.1
     assert draws.std() == pytest.approx(3.0, rel=0.03)
-    assert not np.array_equal(gaussian_release(np.zeros(5), 1.0), gaussian_release(np.zeros(5), 1.0))
+    assert not np.array_equal(draws, again)
     with pytest.raises(ValueError, match="non-finite"):
         gaussian_release(np.array([np.nan]), 1.0)
 

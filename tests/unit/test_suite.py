@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from schemas import ContractRegistry
+from schemas import ContractCatalog
 from validation import contract_checks
 from validation._docs import sanitize_html
 
 
-def test_suite_follows_the_contract_clauses(registry: ContractRegistry) -> None:
+def test_suite_follows_the_contract_clauses(registry: ContractCatalog) -> None:
     # Prepare
     contract = registry.get("health_care")
     # Execute
@@ -21,7 +21,7 @@ def test_suite_follows_the_contract_clauses(registry: ContractRegistry) -> None:
     assert "person_id.not_null" not in checks  # the identity-code check counts missing codes
 
 
-def test_single_row_contracts_check_the_key_not_rows_per_resident(registry: ContractRegistry) -> None:
+def test_single_row_contracts_check_the_key_not_rows_per_resident(registry: ContractCatalog) -> None:
     checks = {c.id: c for c in contract_checks(registry.get("population_register"))}
     assert checks["key.unique"].expectation == "ExpectColumnValuesToBeUnique"
     assert "resident.max_rows" not in checks

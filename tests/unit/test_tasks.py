@@ -68,7 +68,7 @@ def test_private_evaluation_recovers_auc_and_covers_the_coefficients() -> None:
     from federation.results import evaluation_outputs
     from federation.spec import parse_spec
     from federation.tasks import Design, evaluation_statistics, predict_proba
-    from schemas import ContractRegistry
+    from schemas import ContractCatalog
 
     rng = np.random.default_rng(5)   # test data, not privacy noise
     x = np.column_stack([rng.random(20_000), np.ones(20_000)])
@@ -79,7 +79,7 @@ def test_private_evaluation_recovers_auc_and_covers_the_coefficients() -> None:
                        "privacy": {"epsilon": 1.0, "delta": 1e-6},
                        "model": {"outcome": "service_status", "positive": ["intensive"], "features": ["health_segment"],
                                  "evaluate": True}})
-    plan = plan_study(spec, ContractRegistry().get("health_care"))
+    plan = plan_study(spec, ContractCatalog().get("health_care"))
     # Execute
     histogram, fisher = evaluation_statistics(design, truth, 50)
     out = evaluation_outputs(spec, plan, truth, histogram, fisher, 20_000.0, 1)

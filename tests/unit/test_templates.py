@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from common.errors import UsageError
 from federation.privacy import plan_study
 from federation.templates import build_spec
-from schemas import ContractRegistry
-from tillit.errors import UsageError
+from schemas import ContractCatalog
 
 
-def test_transitions_template_builds_a_transition_table_per_municipality(registry: ContractRegistry) -> None:
+def test_transitions_template_builds_a_transition_table_per_municipality(registry: ContractCatalog) -> None:
     spec = build_spec("health_transitions", "t-1", "2024", {"municipalities": ["espoo", "vantaa"]}, registry)
     assert spec.task == "dp_table" and spec.datasets == ("espoo/health_care", "vantaa/health_care")
     assert spec.table is not None and spec.table.transitions is not None
@@ -18,7 +18,7 @@ def test_transitions_template_builds_a_transition_table_per_municipality(registr
     assert spec.period == "2024" and spec.signature is None
 
 
-def test_logistic_regression_clips_at_the_contracts_rows_per_resident(registry: ContractRegistry) -> None:
+def test_logistic_regression_clips_at_the_contracts_rows_per_resident(registry: ContractCatalog) -> None:
     spec = build_spec("logistic_regression", "m-1", "2024",
                       {"contract": "health_care", "municipalities": ["espoo"], "outcome": "service_status",
                        "positive": ["home_care", "intensive"], "features": ["health_segment"]}, registry)
@@ -32,20 +32,20 @@ def test_logistic_regression_clips_at_the_contracts_rows_per_resident(registry: 
     ({"outcome": "service_status", "features": ["shoe_size"]}, "has no column 'shoe_size'"),
     ({"outcome": "service_status", "features": ["service_status"]}, "both the outcome and a feature"),
 ])
-def test_forbidden_choices_are_refused(registry: ContractRegistry, params: dict[str, object], words: str) -> None:
+def test_forbidden_choices_are_refused(registry: ContractCatalog, params: dict[str, object], words: str) -> None:
     with pytest.raises(UsageError, match=words):
         build_spec("logistic_regression", "m-2", "2024",
                    {"contract": "health_care", "municipalities": ["espoo"], **params}, registry)
 
 
-def test_unknown_templates_and_parameters_are_named(registry: ContractRegistry) -> None:
+def test_unknown_templates_and_parameters_are_named(registry: ContractCatalog) -> None:
     with pytest.raises(UsageError, match="unknown template 'forecast'"):
         build_spec("forecast", "x-1", "2024", {}, registry)
     with pytest.raises(UsageError, match="municipalities"):
         build_spec("health_transitions", "x-2", "2024", {"epsilon": 1.0}, registry)
 
 
-def test_ordinal_shrinkage_needs_an_ordinal_state(registry: ContractRegistry) -> None:
+def test_ordinal_shrinkage_needs_an_ordinal_state(registry: ContractCatalog) -> None:
     # Prepare: service status is a category, so its moves have no "up" and "down" to pool
     contract = registry.get("health_care")
     params = {"municipalities": ["espoo"], "state": "service_status", "by": None}

@@ -14,26 +14,31 @@ operators, logged and sent over the network. Say *what* is wrong and *how many*,
     ├── UnusableInputError            exit 2  HTTP 422  the extract cannot be read at all
     ├── ContractViolation             exit 1  HTTP 422  the extract was read and breaks its contract
     ├── StudyRefused                  exit 3  HTTP 409  a node refused a study (budget, contract, spec)
+    ├── StudyFailed                   exit 3  HTTP 409  a study ran and did not complete (refusal, timeout, node lost)
     ├── BudgetExceeded                exit 3  HTTP 409  a charge would overspend a dataset's or municipality's budget
     ├── Conflict                      exit 3  HTTP 409  the request does not fit the current state (e.g. study status)
     ├── NotFound                      exit 4  HTTP 404  no such study, dataset, principal or result
     ├── NotAuthenticated              exit 5  HTTP 401  no token, or a token the coordinator does not know
     ├── Forbidden                     exit 5  HTTP 403  the principal's role or scope does not allow it
-    └── ServiceUnavailable            exit 6  HTTP 503  the coordinator or the SuperLink cannot be reached
+    ├── ServiceUnavailable            exit 6  HTTP 503  the coordinator or the SuperLink cannot be reached
+    └── ProcessFailed                 exit 6  HTTP 503  a Flower process or command did not start, answer or finish
 
 A node's refusal travels to the server as a Flower error reply whose code is the refusal's
-``reason_code`` (see :data:`REFUSAL_CODES`); the server turns it back into ``StudyRefused``.
+:class:`RefusalCode`; the server turns it back into a refusal in the study's result.
+
+This module is the project's ground floor: it imports nothing of the project, and every layer may
+import it.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
 __all__ = [
-    "REFUSAL_CODES",
     "BudgetExceeded",
     "Conflict",
     "ContractError",
@@ -42,6 +47,7 @@ __all__ = [
     "NotAuthenticated",
     "NotFound",
     "ServiceUnavailable",
+    "StudyFailed",
     "StudyRefused",
     "TillitError",
     "UnusableInputError",
@@ -98,28 +104,59 @@ class ContractViolation(TillitError):
     code = "contract_violation"
 
 
-#: Flower error-reply codes a node uses to refuse a study, and what each means
-REFUSAL_CODES = {
-    4101: "the node's extract breaks its contract",
-    4201: "the study would exceed the node's local privacy budget",
-    4202: "the node has already released everything this study may ask for",
-    4301: "the study does not name this node's dataset or contract",
-    4302: "the study spec is malformed or inconsistent",
-    4303: "the study spec is not signed by the coordinator, or was altered",
-    4500: "the node failed while computing (no data was released)",
+class RefusalCode(IntEnum):
+    """Flower error-reply codes a node answers a study with; each has one meaning (:attr:`meaning`)."""
+
+    CONTRACT_BROKEN = 4101
+    BUDGET_EXCEEDED = 4201
+    ALREADY_RELEASED = 4202
+    NOT_PARTICIPATING = 4301
+    MALFORMED_SPEC = 4302
+    NOT_SIGNED = 4303
+    NODE_FAILED = 4500
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+    @classmethod
+    def describe(cls, code: int) -> str:
+        """The meaning of a code received in a reply (``unknown`` for a code that is not ours)."""
+        try:
+            return cls(code).meaning
+        except ValueError:
+            return "unknown"
+
+
+_MEANINGS = {
+    RefusalCode.CONTRACT_BROKEN: "the node's extract breaks its contract",
+    RefusalCode.BUDGET_EXCEEDED: "the study would exceed the node's local privacy budget",
+    RefusalCode.ALREADY_RELEASED: "the node has already released everything this study may ask for",
+    RefusalCode.NOT_PARTICIPATING: "the study does not name this node's dataset or contract",
+    RefusalCode.MALFORMED_SPEC: "the study spec is malformed or inconsistent",
+    RefusalCode.NOT_SIGNED: "the study spec is not signed by the coordinator, or was altered",
+    RefusalCode.NODE_FAILED: "the node failed while computing (no data was released)",
 }
 
 
 class StudyRefused(TillitError):
-    """A node refused a study; ``reason_code`` is one of :data:`REFUSAL_CODES`."""
+    """A node refused a study; ``reason_code`` says why (there is no default: every refusal names its code)."""
 
     exit_code = 3
     http_status = 409
     code = "study_refused"
 
-    def __init__(self, message: str, reason_code: int = 4302) -> None:
+    def __init__(self, message: str, reason_code: RefusalCode) -> None:
         super().__init__(message)
-        self.reason_code = reason_code
+        self.reason_code = RefusalCode(reason_code)
+
+
+class StudyFailed(TillitError):
+    """A study ran and did not complete: a node refused or was lost, or the run passed its deadline."""
+
+    exit_code = 3
+    http_status = 409
+    code = "study_failed"
 
 
 class BudgetExceeded(TillitError):
@@ -160,6 +197,14 @@ class ServiceUnavailable(TillitError):
     exit_code = 6
     http_status = 503
     code = "service_unavailable"
+
+
+class ProcessFailed(TillitError):
+    """A Flower process or command (SuperLink, SuperNode, ``flwr``) did not start, answer or finish."""
+
+    exit_code = 6
+    http_status = 503
+    code = "process_failed"
 
 
 def describe_validation_error(error: ValidationError) -> str:

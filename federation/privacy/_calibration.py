@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.errors import UsageError
 from federation.privacy._accounting import epsilon, gaussian_rho, rho_for_epsilon
 from federation.privacy._loss import PrivacyLoss
 from federation.spec import ModelSpec, StudySpec, TableSpec
 from schemas.contract import Column, Contract
-from tillit.errors import UsageError
 
 __all__ = ["EVALUATION_BINS", "EvaluationPlan", "ModelPlan", "StudyPlan", "TablePlan", "column_domain",
            "feature_names", "plan_study"]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from common.errors import ContractError
 from schemas.contract import Contract, parse_contract
-from tillit.errors import ContractError
 
-__all__ = ["BUILTIN_DIR", "ContractRegistry", "load_contract_file"]
+__all__ = ["BUILTIN_DIR", "ContractCatalog", "load_contract_file"]
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "contracts"
 _SUFFIXES = (".yaml", ".yml", ".json")
@@ -38,7 +38,7 @@ def _parse_file(path: Path, mtime_ns: int, size: int) -> Contract:
     return parse_contract(document, path.name)
 
 
-class ContractRegistry:
+class ContractCatalog:
     """Contracts by name, from the built-in directory and any extra directories.
 
     A name defined twice is an error rather than a silent override: a node must never validate

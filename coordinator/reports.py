@@ -13,7 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+from sqlalchemy.orm import Session
+
+from coordinator.ledger import balances as all_balances
+from coordinator.public_register import register_entry
+from coordinator.runner import results
+from coordinator.studies import get_study
+
+__all__ = ["render_report", "study_report", "write_report"]
 
 _PALETTE = ["#1b6ca8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d5a97"]
 
@@ -96,21 +103,41 @@ def _budget(privacy: dict[str, Any], balances: list[dict[str, Any]]) -> str:
             f"<th>ε spent of cap</th></tr>{''.join(rows)}</table>")
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+#: a CSV table of a report: header and rows
+Table = tuple[list[str], list[list[Any]]]
 
 
 def write_report(result: dict[str, Any], out_dir: Path, title: str,
                  balances: list[dict[str, Any]] | None = None, register: dict[str, Any] | None = None) -> Path:
     """Write ``result.json``, CSV tables and ``report.html`` under ``out_dir``; returns the report's path."""
+    page, tables = render_report(result, title, balances, register)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    for name, (header, rows) in tables.items():
+        with (out_dir / name).open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(header)
+            writer.writerows(rows)
+    path = out_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def study_report(session: Session, study_id: str) -> str:
+    """The report page of a released study, from what the coordinator stores (result, budgets, register)."""
+    result = results(session, study_id)
+    study = get_study(session, study_id)
+    found = [b.to_json() for b in all_balances(session, period=study.period) if b.name in result.get("datasets", [])]
+    page, _ = render_report(result, study.name, found, register_entry(session, study))
+    return page
+
+
+def render_report(result: dict[str, Any], title: str, balances: list[dict[str, Any]] | None = None,
+                  register: dict[str, Any] | None = None) -> tuple[str, dict[str, Table]]:
+    """The self-contained HTML page and the CSV tables (by file name) of a study's result."""
     outputs, privacy = result.get("outputs", {}), result.get("privacy", {})
     sections: list[str] = []
+    tables: dict[str, Table] = {}
     if "transition_matrices" in outputs:
         states = outputs.get("states") or list(range(1, len(next(iter(outputs["transition_matrices"].values()))) + 1))
         rows = []
@@ -118,7 +145,7 @@ def write_report(result: dict[str, Any], out_dir: Path, title: str,
             for i, a in enumerate(states):
                 for j, b in enumerate(states):
                     rows.append([group, a, b, found["probabilities"][i][j], found["lower"][i][j], found["upper"][i][j]])
-        _write_csv(out_dir / "transitions.csv", ["service", "from", "to", "probability", "lower95", "upper95"], rows)
+        tables["transitions.csv"] = (["service", "from", "to", "probability", "lower95", "upper95"], rows)
         maps = "".join(_heatmap(f"service status: {group}", m, states)
                        for group, m in outputs["transition_matrices"].items())
         estimator = outputs.get("estimator")
@@ -129,8 +156,9 @@ def write_report(result: dict[str, Any], out_dir: Path, title: str,
             demand = projection["service_demand"]
             series = {s: ([r[n] for r in demand["estimate"]], [r[n] for r in demand["lower"]],
                           [r[n] for r in demand["upper"]]) for n, s in enumerate(demand["services"])}
-            _write_csv(out_dir / "projection.csv", ["year", "service", "estimate", "lower95", "upper95"],
-                       [[y, s, *[v[i] for v in series[s]]] for i, y in enumerate(projection["years"]) for s in series])
+            tables["projection.csv"] = (["year", "service", "estimate", "lower95", "upper95"],
+                                        [[y, s, *[v[i] for v in series[s]]] for i, y in enumerate(projection["years"])
+                                         for s in series])
             sections.append("<h2>Projected service demand</h2>" + _bands(
                 "service demand with 95 % bands (DP noise and sampling)", projection["years"], series, demand["unit"])
                 + f"<p class='note'>{html.escape(projection['model'])}; start: {html.escape(projection['start'])}.</p>")
@@ -142,7 +170,7 @@ def write_report(result: dict[str, Any], out_dir: Path, title: str,
                 lo, hi = intervals.get(cls, {}).get(feature, (value, value))
                 rows_c.append((f"{cls}: {feature}" if len(outputs["coefficients"]) > 1 else feature, value, lo, hi))
                 table.append([cls, feature, value, lo, hi])
-        _write_csv(out_dir / "coefficients.csv", ["class", "feature", "coefficient", "lower95", "upper95"], table)
+        tables["coefficients.csv"] = (["class", "feature", "coefficient", "lower95", "upper95"], table)
         sections.append("<h2>Model coefficients (log-odds per unit of scaled feature)</h2>"
                         + _coefficients("coefficients with 95 % intervals", rows_c))
     evaluation = outputs.get("evaluation")
@@ -175,6 +203,4 @@ no record about any resident left the sector that holds it.</p>
 <h2>Mechanism</h2><table>{facts}</table>
 {entry}
 </body></html>"""
-    path = out_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return page, tables

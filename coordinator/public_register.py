@@ -15,13 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coordinator.lifecycle import LISTED
 from coordinator.models import Approval, ChainHead, Study
 from federation.privacy import PrivacyLoss, epsilon
 from federation.spec import StudySpec
 
-__all__ = ["register_entries", "register_page"]
-
-_LISTED = ("approved", "launching", "running", "released", "failed")
+__all__ = ["register_entries", "register_entry", "register_page"]
 _OUTPUTS = {"dp_table": ["noisy counts", "tables"], "dp_logreg": ["model coefficients", "aggregate metrics"]}
 
 
@@ -46,31 +45,36 @@ def _mechanism(spec: StudySpec) -> str:
 
 
 def register_entries(session: Session) -> dict[str, Any]:
-    studies = session.execute(select(Study).where(Study.status.in_(_LISTED)).order_by(Study.created_at)).scalars()
-    entries = []
-    for study in studies:
-        spec = StudySpec.model_validate_json(study.spec)
-        approvals = session.execute(select(Approval).where(Approval.study_id == study.id)
-                                    .order_by(Approval.id)).scalars()
-        cost = json.loads(study.cost)
-        entries.append({
-            "id": study.id, "name": study.name, "purpose": study.purpose, "legal_basis": study.legal_basis,
-            "responsible_organisation": study.organisation, "contact": study.contact,
-            "template": study.template, "status": study.status, "data_period": study.period,
-            "datasets": list(spec.datasets), "contract": spec.contract, "variables": _variables(spec),
-            "privacy_unit": "resident",
-            "privacy": {d: {"epsilon": round(epsilon(float(PrivacyLoss(u).rho), spec.privacy.delta), 6),
-                            "delta": spec.privacy.delta, "rho": float(PrivacyLoss(u).rho)}
-                        for d, u in sorted(cost.items())},
-            "mechanism": _mechanism(spec), "output_kinds": _OUTPUTS[spec.task],
-            "human_oversight": [{"dataset": a.dataset, "decision": a.decision, "by": a.officer, "at": a.at}
-                                for a in approvals],
-            "dates": {"drafted": study.created_at, "approved": study.approved_at, "started": study.launched_at,
-                      "finished": study.finished_at},
-        })
+    """The whole register: every approved study, and the audit chain's head (so a cut tail shows)."""
+    studies = session.execute(select(Study).where(Study.status.in_([s.value for s in LISTED]))
+                              .order_by(Study.created_at)).scalars()
+    entries = [register_entry(session, study) for study in studies]
     head = session.get(ChainHead, 1)
     return {"register": "Tillit public study register", "studies": entries,
             "audit_head": {"seq": head.seq if head else 0, "hash": head.hash if head else None}}
+
+
+def register_entry(session: Session, study: Study) -> dict[str, Any]:
+    """What the public register says about one study."""
+    spec = StudySpec.model_validate_json(study.spec)
+    approvals = session.execute(select(Approval).where(Approval.study_id == study.id)
+                                .order_by(Approval.id)).scalars()
+    cost = json.loads(study.cost)
+    return {
+        "id": study.id, "name": study.name, "purpose": study.purpose, "legal_basis": study.legal_basis,
+        "responsible_organisation": study.organisation, "contact": study.contact,
+        "template": study.template, "status": study.status, "data_period": study.period,
+        "datasets": list(spec.datasets), "contract": spec.contract, "variables": _variables(spec),
+        "privacy_unit": "resident",
+        "privacy": {d: {"epsilon": round(epsilon(float(PrivacyLoss(u).rho), spec.privacy.delta), 6),
+                        "delta": spec.privacy.delta, "rho": float(PrivacyLoss(u).rho)}
+                    for d, u in sorted(cost.items())},
+        "mechanism": _mechanism(spec), "output_kinds": _OUTPUTS[spec.task],
+        "human_oversight": [{"dataset": a.dataset, "decision": a.decision, "by": a.officer, "at": a.at}
+                            for a in approvals],
+        "dates": {"drafted": study.created_at, "approved": study.approved_at, "started": study.launched_at,
+                  "finished": study.finished_at},
+    }
 
 
 def register_page(document: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """A whole federation on this machine: a SuperLink and one SuperNode per silo, as real processes.
 
-Used by ``tillit federation run`` (and later the demo and the coordinator's embedded mode). TLS and
-SuperNode authentication are on unless ``insecure`` is asked for explicitly.
+The local deployment behind ``tillit federation run``, ``tillit demo``, the benchmarks and the
+integration tests. TLS and SuperNode authentication are on unless ``insecure`` is asked for explicitly.
 """
 
 from __future__ import annotations
@@ -14,18 +14,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from common.errors import ProcessFailed
 from federation.launch import CONNECTION, LaunchTarget, flwr, result_path, submit_run, write_connection
 from federation.pki import make_federation_certs, make_node_keys
 from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
 from federation.signing import SigningKey, make_signing_key, sign_spec
 from federation.spec import load_spec
 from nodes.agent import NodeAgent
-from nodes.config import NodeConfig, load_node_config
+from nodes.config import (
+    BudgetSection, CoordinatorSection, FederationSection, NodeConfig, NodeSection, load_node_config, write_node_config,
+)
 from nodes.supernode import supernode_command
-from tillit.errors import TillitError
 
-__all__ = ["LocalFederation", "NodeSetup", "write_node_config"]
-
+__all__ = ["LocalFederation", "NodeSetup", "node_config"]
 
 
 @dataclass(frozen=True)
@@ -39,18 +40,16 @@ class NodeSetup:
     contracts_dirs: tuple[Path, ...] = ()
 
 
-def write_node_config(path: Path, setup: NodeSetup, superlink: str, root_ca: Path | None, port: int,
-                      coordinator_key: Path, insecure: bool = False) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ca = f'root_certificates = "{root_ca}"\n' if root_ca is not None else ""
-    dirs = ", ".join(f'"{d.resolve()}"' for d in setup.contracts_dirs)
-    path.write_text(
-        f'[node]\ndataset = "{setup.dataset}"\ncontract = "{setup.contract}"\ndata = "{setup.data.resolve()}"\n'
-        f'state_dir = "{(path.parent / "state").resolve()}"\ncontracts_dirs = [{dirs}]\n\n'
-        f'[federation]\nsuperlink = "{superlink}"\n{ca}port = {port}\ninsecure = {str(insecure).lower()}\n\n'
-        f"[budget]\nepsilon = {setup.epsilon_cap}\ndelta = {setup.delta}\n\n"
-        f'[coordinator]\npublic_key = "{coordinator_key.resolve()}"\n', encoding="utf-8")
-    return path
+def node_config(setup: NodeSetup, node_dir: Path, superlink: str, root_ca: Path | None, port: int,
+                coordinator_key: Path, insecure: bool = False) -> NodeConfig:
+    """The config of a node on this machine: its state in ``node_dir/state``, everything else from ``setup``."""
+    return NodeConfig(
+        node=NodeSection(dataset=setup.dataset, contract=setup.contract, data=setup.data.resolve(),
+                         state_dir=(node_dir / "state").resolve(),
+                         contracts_dirs=tuple(d.resolve() for d in setup.contracts_dirs)),
+        federation=FederationSection(superlink=superlink, root_certificates=root_ca, port=port, insecure=insecure),
+        budget=BudgetSection(epsilon=setup.epsilon_cap, delta=setup.delta),
+        coordinator=CoordinatorSection(public_key=coordinator_key.resolve()))
 
 
 @dataclass
@@ -68,7 +67,6 @@ class LocalFederation:
     insecure: bool = False
     #: how often the ServerApp polls for replies, and stock SuperNodes' SuperExec for tasks
     poll_seconds: float = 0.05
-    timing: bool = False
     #: nodes keep their ClientApp warm (:mod:`nodes.flower_node`); False runs Flower's stock SuperNode
     warm_nodes: bool = True
     #: keep the SuperLink's state in an SQLite file (survives a SuperLink restart; costs ~1 s a round
@@ -135,7 +133,7 @@ class LocalFederation:
                                     self.nodes, ports))
         for setup, config in zip(self.nodes, configs):
             name = setup.dataset.replace("/", "-")
-            node = FlowerProcess.start(name, supernode_command(config, self.timing, self.warm_nodes), self.node_env,
+            node = FlowerProcess.start(name, supernode_command(config, self.warm_nodes), self.node_env,
                                        self.workdir / "logs" / f"{name}.log", self.workdir)
             self.processes.append(node)
             self.node_configs[setup.dataset] = config
@@ -146,8 +144,9 @@ class LocalFederation:
         """Write the node's config, initialise its state, make and register its SuperNode key."""
         name = setup.dataset.replace("/", "-")
         assert self.coordinator_key is not None
-        path = write_node_config(self.workdir / "nodes" / name / "node.toml", setup, superlink, ca,
-                                 port, self.coordinator_key, self.insecure)
+        node_dir = self.workdir / "nodes" / name
+        path = write_node_config(node_dir / "node.toml", node_config(setup, node_dir, superlink, ca, port,
+                                                                     self.coordinator_key, self.insecure))
         config = load_node_config(path)
         NodeAgent(config).initialise()
         if not self.insecure:
@@ -173,9 +172,9 @@ class LocalFederation:
         deadline = time.monotonic() + timeout
         while not path.exists():
             if time.monotonic() > deadline:
-                raise TillitError(f"run {run_id} wrote no result within {timeout:.0f} s; see {self.workdir / 'logs'}")
+                raise ProcessFailed(f"run {run_id} wrote no result within {timeout:.0f} s; see {self.workdir / 'logs'}")
             if self.processes and self.processes[0].process.poll() is not None:
-                raise TillitError(f"the SuperLink stopped during run {run_id}; see {self.workdir / 'logs'}")
+                raise ProcessFailed(f"the SuperLink stopped during run {run_id}; see {self.workdir / 'logs'}")
             time.sleep(0.1)
         result: dict[str, Any] = json.loads(path.read_text())
         result["result_path"] = str(path)

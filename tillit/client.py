@@ -1,6 +1,6 @@
 """A small HTTP client for the coordinator, used by the CLI (and by nodes to enroll).
 
-Error answers come back as the same :mod:`tillit.errors` classes the service raised, so the CLI
+Error answers come back as the same :mod:`common.errors` classes the service raised, so the CLI
 shows the service's one line and exits with the matching code.
 """
 
@@ -11,15 +11,18 @@ from typing import Any
 
 import httpx
 
-from tillit import errors
+from common import errors
 
 __all__ = ["CoordinatorClient"]
 
 _BY_CODE: dict[str, type[errors.TillitError]] = {
-    cls.code: cls for cls in (errors.UsageError, errors.ContractError, errors.BudgetExceeded, errors.Conflict,
-                              errors.NotFound, errors.NotAuthenticated, errors.Forbidden,
-                              errors.ServiceUnavailable, errors.StudyRefused)
+    cls.code: cls for cls in (errors.UsageError, errors.ContractError, errors.ContractViolation,
+                              errors.UnusableInputError, errors.BudgetExceeded, errors.Conflict, errors.NotFound,
+                              errors.NotAuthenticated, errors.Forbidden, errors.ServiceUnavailable,
+                              errors.ProcessFailed, errors.StudyFailed)
 }
+#: the coordinator's answer to a request it could not parse: the caller's input, exit 2
+_BY_CODE["invalid_request"] = errors.UsageError
 
 
 @dataclass
