@@ -21,7 +21,7 @@ from coordinator.api_models import DecisionRequest, StudyDraft
 from coordinator.clock import now
 from coordinator.ledger import balance, charge, municipality_balance
 from coordinator.lifecycle import StudyStatus, move
-from coordinator.models import Approval, Dataset, Study
+from coordinator.models import Approval, Dataset, Node, Study
 from coordinator.principals import Identity
 from federation.privacy import PrivacyLoss, amount_json, plan_study
 from federation.signing import sign_spec
@@ -37,7 +37,7 @@ __all__ = ["approved_spec", "cost_preview", "create_study", "decide", "get_study
 def _plan(coordinator: Coordinator, draft: StudyDraft) -> tuple[StudySpec, dict[str, PrivacyLoss], float]:
     spec = build_spec(draft.template, draft.id, draft.period, draft.params, coordinator.contracts)
     try:
-        plan = plan_study(spec, coordinator.contracts.get(spec.contract))
+        plan = plan_study(spec, coordinator.contracts)
     except TillitError:
         raise
     except Exception as error:  # noqa: BLE001 - OpenDP refuses parameters it cannot calibrate
@@ -127,7 +127,7 @@ def decide(coordinator: Coordinator, session: Session, officer: Identity, study_
     elif decided | set(todo) >= set(spec.datasets):
         costs = {d: PrivacyLoss(u) for d, u in json.loads(study.cost).items()}
         charge(coordinator, session, officer.name, study_id, study.period, costs)
-        signed = sign_spec(spec, coordinator.signer)
+        signed = sign_spec(_with_participants(session, spec), coordinator.signer)
         study.spec = signed.model_dump_json()
         move(session, coordinator.signer, study, StudyStatus.APPROVED, officer.name, "study.approved", payload, at)
         audit.append(session, coordinator.signer, "coordinator", "study.signed", study_id,
@@ -135,6 +135,19 @@ def decide(coordinator: Coordinator, session: Session, officer: Identity, study_
     else:   # other datasets' officers have yet to decide
         audit.append(session, coordinator.signer, officer.name, "study.approved", study_id, payload)
     return study_json(session, study)
+
+
+def _with_participants(session: Session, spec: StudySpec) -> StudySpec:
+    """A cross-sector spec names each dataset's enrolled identity key: nodes trust each other's study keys only
+    under these, and the coordinator's signature binds them."""
+    if spec.cross_sector is None:
+        return spec
+    keys = {n.dataset: n.public_key for n in session.execute(select(Node).where(Node.dataset.in_(spec.datasets)))
+            .scalars()}
+    missing = sorted(set(spec.datasets) - set(keys))
+    if missing:
+        raise Conflict(f"dataset {missing[0]} has no enrolled node key; its node enrolls before the study is approved")
+    return spec.model_copy(update={"cross_sector": spec.cross_sector.model_copy(update={"participants": keys})})
 
 
 def approved_spec(study: Study) -> StudySpec:

@@ -21,8 +21,11 @@ from flwr.clientapp import ClientApp
 
 from common.errors import RefusalCode, StudyRefused
 from federation.privacy import Balance, PrivacyLoss
-from federation.protocol import OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_reply, read_array, unpack_request
+from federation.protocol import (
+    OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_reply, read_array, read_blobs, read_prefixed, unpack_request,
+)
 from federation.spec import StudySpec, parse_spec
+from federation.vertical.protocol import STEPS, VALUE_PREFIX, Step, StepReply
 
 __all__ = ["NodeService", "Prepared", "make_client_app"]
 
@@ -53,6 +56,11 @@ class NodeService(Protocol):
 
     def evaluate(self, spec: StudySpec, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def announce(self, spec: StudySpec) -> bytes:
+        """A cross-sector study: check it as ``prepare`` does and announce this node's signed study key."""
+
+    def cross_sector_step(self, spec: StudySpec, step: Step) -> StepReply: ...
+
     def record_failure(self) -> None:
         """Keep the current exception's traceback on the node, for its operator only."""
 
@@ -81,11 +89,20 @@ def _answer(service: ServiceFactory, msg: Message, context: Context) -> Message:
         spec = parse_spec(json.loads(spec_json), "from the server")
         values: dict[str, str | int | float] = {"dataset": dataset}
         arrays: dict[str, np.ndarray] = {}
+        blobs: dict[str, bytes] = {}
         if op == OP_PREPARE:
             prepared = node.prepare(spec)
             budget = node.budget()
             values |= {"rho_units": prepared.loss.units, "cap_rho": float(budget.cap.rho),
                        "spent_rho": float(budget.spent.rho), "remaining_rho": float(budget.remaining.rho)}
+            if spec.cross_sector is not None:
+                blobs["announcement"] = node.announce(spec)
+        elif op in STEPS:
+            reply = node.cross_sector_step(spec, Step(op, read_blobs(msg.content), read_prefixed(msg.content,
+                                                                                                   VALUE_PREFIX)))
+            values |= reply.values
+            arrays |= reply.arrays
+            blobs |= reply.envelopes
         elif op == OP_TABLE:
             arrays["counts"] = node.table(spec)
         elif op == OP_TRAIN:
@@ -96,7 +113,7 @@ def _answer(service: ServiceFactory, msg: Message, context: Context) -> Message:
             arrays["histogram"], arrays["fisher"] = node.evaluate(spec, read_array(msg.content, "params"))
         else:
             raise StudyRefused(f"{dataset}: unknown request {op!r}", RefusalCode.MALFORMED_SPEC)
-        return Message(pack_reply(values, arrays), reply_to=msg)
+        return Message(pack_reply(values, arrays, blobs), reply_to=msg)
     except StudyRefused as refusal:
         _log.warning("refused: %s", refusal.message)
         return Message(Error(code=refusal.reason_code, reason=refusal.message), reply_to=msg)

@@ -25,11 +25,13 @@ from common.errors import RefusalCode, TillitError
 from federation.flower_tuning import poll_interval, shorten_object_pull_backoff
 from federation.privacy import StudyPlan, plan_study
 from federation.protocol import (
-    OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, message_bytes, pack_request, read_array, read_value,
+    OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, message_bytes, pack_request, read_all, read_array, read_blobs,
+    read_value,
 )
 from federation.results import evaluation_outputs, model_outputs, table_outputs, write_result
 from federation.run_config import RunConfig
 from federation.spec import StudySpec, load_spec
+from federation.vertical.protocol import VALUE_PREFIX, Step, StepReply
 from schemas import ContractCatalog
 
 __all__ = ["app"]
@@ -54,8 +56,8 @@ def main(grid: Grid, context: Context) -> None:
     started = time.perf_counter()
     try:
         spec = load_spec(config.spec)
-        contract = ContractCatalog(list(config.contracts_dirs)).get(spec.contract)
-        plan = plan_study(spec, contract)
+        catalog = ContractCatalog(list(config.contracts_dirs))
+        plan = plan_study(spec, catalog)
     except TillitError as error:   # a spec this ServerApp cannot plan: a result that says why, not a hang
         write_result(config.results_dir, context.run_id, {
             "run_id": context.run_id, "status": "failed", "seconds": round(time.perf_counter() - started, 3),
@@ -68,11 +70,15 @@ def main(grid: Grid, context: Context) -> None:
 
     link = _Link(grid, config.poll_seconds, progress)
     base: dict[str, Any] = {"study_id": spec.study_id, "run_id": context.run_id, "task": spec.task,
-                            "template": spec.task, "contract": contract.label, "datasets": list(spec.datasets),
+                            "template": spec.task, "datasets": list(spec.datasets),
+                            "contract": catalog.get(spec.contract).label if spec.contract else None,
+                            "contracts": {d: catalog.get(spec.contract_of(d)).label for d in spec.datasets},
                             "privacy": plan.privacy_json()}
     try:
         nodes = _prepare(link, spec, config.wait_seconds)
-        if spec.task == "dp_table":
+        if spec.task == "cross_sector_counts":
+            outputs, rounds = _run_cross_sector(link, spec, plan, nodes)
+        elif spec.task == "dp_table":
             outputs, rounds = _run_table(link, spec, plan, nodes)
         else:
             outputs, rounds = _run_model(link, spec, plan, nodes)
@@ -81,6 +87,14 @@ def main(grid: Grid, context: Context) -> None:
     except StudyFailed as failure:
         result = {**base, "status": failure.status, **failure.detail,
                   "seconds": round(time.perf_counter() - started, 3)}
+    except Exception as error:  # noqa: BLE001 - every run ends with a result; the traceback stays beside it
+        import traceback
+
+        (config.results_dir / str(context.run_id)).mkdir(parents=True, exist_ok=True)
+        (config.results_dir / str(context.run_id) / "server_error.log").write_text(traceback.format_exc())
+        result = {**base, "status": "failed", "seconds": round(time.perf_counter() - started, 3),
+                  "error": {"code": "server_error", "detail": f"the ServerApp failed ({type(error).__name__}); "
+                                                               "see server_error.log beside the result"}}
     write_result(config.results_dir, context.run_id, result)
 
 
@@ -116,6 +130,8 @@ class _Link:
         self.poll = poll
         self.progress = progress
         self.clock: _Clock = clock or _WallClock()
+        #: cross-sector studies: each node's signed key announcement, from its prepare reply
+        self.announcements: dict[str, bytes] = {}
 
     def exchange(self, messages: list[Message], timeout: float = 600.0,
                  expect: float = 0.0) -> tuple[list[Message], dict[str, float]]:
@@ -148,6 +164,42 @@ def _bytes(message: Message) -> int:
     return 0 if message.has_error() else message_bytes(message.content)
 
 
+def _run_cross_sector(link: _Link, spec: StudySpec, plan: StudyPlan,
+                      nodes: dict[str, int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from federation.vertical.results import choose_pairs, cross_sector_outputs
+    from federation.vertical.run import run_cross_sector
+
+    cross, cross_plan = spec.cross_sector, plan.cross_sector
+    assert cross is not None and cross_plan is not None
+    relay = _FlowerRelay(link, spec, nodes)
+    released = run_cross_sector(cross, cross_plan, link.announcements, relay,
+                                lambda found: choose_pairs(cross, cross_plan, found), link.progress)
+    return cross_sector_outputs(cross, cross_plan, released), relay.rounds
+
+
+class _FlowerRelay:
+    """Steps of a cross-sector study as Flower messages; replies become :class:`StepReply` by dataset."""
+
+    def __init__(self, link: _Link, spec: StudySpec, nodes: dict[str, int]) -> None:
+        self.link, self.spec_json, self.nodes = link, spec.model_dump_json(), nodes
+        self.rounds: list[dict[str, Any]] = []
+
+    def exchange(self, steps: dict[str, Step]) -> dict[str, StepReply]:
+        messages = [_message(pack_request(step.op, self.spec_json, blobs=step.blobs,
+                                          values={VALUE_PREFIX + k: v for k, v in step.values.items()}),
+                             self.nodes[dataset]) for dataset, step in steps.items()]
+        replies, stats = self.link.exchange(messages)
+        by_dataset = _replies_by_dataset(replies, {d: self.nodes[d] for d in steps})
+        self.rounds.append({"step": next(iter(steps.values())).op, **stats})
+        out = {}
+        for dataset, reply in by_dataset.items():
+            values, arrays, blobs = read_all(reply.content)
+            values.pop("dataset", None)
+            out[dataset] = StepReply(values={k: v for k, v in values.items() if not isinstance(v, bool)},
+                                     arrays=arrays, envelopes=blobs)
+        return out
+
+
 def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
     """Ask every connected node whether it takes part and can afford the study; map dataset -> node."""
     deadline = time.monotonic() + wait
@@ -169,7 +221,11 @@ def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
             refusals.append({"code": error.code, "meaning": RefusalCode.describe(error.code),
                              "detail": error.reason})
         else:
-            mapping[str(read_value(reply.content, "dataset"))] = reply.metadata.src_node_id
+            dataset = str(read_value(reply.content, "dataset"))
+            mapping[dataset] = reply.metadata.src_node_id
+            announcement = read_blobs(reply.content).get("announcement")
+            if announcement is not None:
+                link.announcements[dataset] = announcement
     if refusals:
         raise StudyFailed("refused", {"refusals": refusals,
                                       "error": {"code": "refused", "detail": "; ".join(str(r["detail"]) for r in refusals)}})

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.errors import UsageError, describe_validation_error
 
-__all__ = ["ModelSpec", "PrivacySpec", "StudySpec", "TableSpec", "TransitionSpec", "load_spec", "parse_spec"]
+__all__ = ["CohortSpec", "CrossSectorSpec", "FactorSource", "HomomorphicSpec", "ModelSpec", "OutcomeSpec", "PairsSpec",
+           "PrivacySpec", "StudySpec", "TableSpec", "TransitionSpec", "load_spec", "parse_spec"]
+
+DATASET_ID = r"^[a-z0-9_-]{1,48}/[a-z0-9_]{1,48}$"
 
 
 class PrivacySpec(BaseModel):
@@ -84,18 +88,108 @@ class ModelSpec(BaseModel):
         return self.rounds * self.local_steps
 
 
+class CohortSpec(BaseModel):
+    """Who is counted: the population register's residents aged ``min_age``-``max_age`` on ``reference_date``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = Field(pattern=DATASET_ID)
+    contract: str = "population_register"
+    birth_column: str = "birth_date"
+    min_age: int = Field(default=0, ge=0, le=120)
+    max_age: int = Field(default=17, ge=0, le=120)
+    reference_date: dt.date = dt.date(2024, 12, 31)
+
+
+class OutcomeSpec(BaseModel):
+    """The outcome: a cohort member has it when the outcome's extract holds a row for them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = Field(pattern=DATASET_ID)
+    contract: str = "child_welfare"
+
+
+class FactorSource(BaseModel):
+    """One sector's risk factors: 0/1 columns of its contract (empty: every ``*_rf_*`` indicator it declares).
+    A cohort member the sector does not serve has every factor 0."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = Field(pattern=DATASET_ID)
+    contract: str
+    columns: tuple[str, ...] = ()
+
+
+class PairsSpec(BaseModel):
+    """Which factor combinations get a 2×2×2 table: the analyst's list, then pairs among the
+    ``screen_top`` factors the first stage ranks highest; at most ``max_pairs`` (charged in advance)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    listed: tuple[tuple[str, str], ...] = Field(default=(), max_length=300)
+    screen_top: int = Field(default=15, ge=0, le=30)
+    max_pairs: int = Field(default=105, ge=0, le=300)
+
+
+class HomomorphicSpec(BaseModel):
+    """BFV parameters of the encrypted counts (every node checks them once)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    poly_modulus_degree: Literal[8192, 16384] = 8192
+    plain_modulus: int = 786_433
+    hiding_bits: int = Field(default=40, ge=32, le=64)
+
+
+class CrossSectorSpec(BaseModel):
+    """Counts over the same residents held by different sectors, linked without pooling: the cohort from
+    the population register, the outcome from one sector, risk factors from others."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cohort: CohortSpec
+    outcome: OutcomeSpec
+    factors: tuple[FactorSource, ...] = Field(min_length=1, max_length=12)
+    pairs: PairsSpec = PairsSpec()
+    homomorphic: HomomorphicSpec = HomomorphicSpec()
+    #: each dataset's enrolled identity key (OpenSSH), bound into the coordinator's signature: a node trusts
+    #: another node's announced linkage key only if it verifies under the key listed here
+    participants: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return (self.cohort.dataset, self.outcome.dataset, *(f.dataset for f in self.factors))
+
+    def role(self, dataset: str) -> str:
+        if dataset == self.cohort.dataset:
+            return "cohort"
+        if dataset == self.outcome.dataset:
+            return "outcome"
+        return "factors"
+
+    def contract_of(self, dataset: str) -> str:
+        if dataset == self.cohort.dataset:
+            return self.cohort.contract
+        if dataset == self.outcome.dataset:
+            return self.outcome.contract
+        return next(f.contract for f in self.factors if f.dataset == dataset)
+
+
 class StudySpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     study_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    task: Literal["dp_table", "dp_logreg"]
-    #: the contract every participating dataset follows (horizontal federation)
-    contract: str
+    task: Literal["dp_table", "dp_logreg", "cross_sector_counts"]
+    #: the contract every participating dataset follows (horizontal studies; a cross-sector study names
+    #: one contract per dataset in its ``cross_sector`` section)
+    contract: str | None = None
     #: dataset ids (``<municipality>/<sector>``) that must take part; each is charged
     datasets: tuple[str, ...] = Field(min_length=1)
     privacy: PrivacySpec
     table: TableSpec | None = None
     model: ModelSpec | None = None
+    cross_sector: CrossSectorSpec | None = None
     #: the data period the budgets are charged for (e.g. "2024"); informational for nodes
     period: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     #: the coordinator's Ed25519 signature over :meth:`canonical_json`; nodes refuse specs without it
@@ -107,9 +201,23 @@ class StudySpec(BaseModel):
             raise ValueError("a dp_table study needs a 'table' section and no 'model'")
         if self.task == "dp_logreg" and (self.model is None or self.table is not None):
             raise ValueError("a dp_logreg study needs a 'model' section and no 'table'")
+        if self.task == "cross_sector_counts":
+            if self.cross_sector is None or self.table is not None or self.model is not None:
+                raise ValueError("a cross_sector_counts study needs a 'cross_sector' section only")
+            if set(self.cross_sector.datasets) != set(self.datasets):
+                raise ValueError("datasets must be exactly the cohort, outcome and factor datasets")
+        elif self.cross_sector is not None or self.contract is None:
+            raise ValueError(f"a {self.task} study names its 'contract' and has no 'cross_sector' section")
         if len(set(self.datasets)) != len(self.datasets):
             raise ValueError("a dataset is named twice")
         return self
+
+    def contract_of(self, dataset: str) -> str:
+        """The contract ``dataset`` follows in this study."""
+        if self.cross_sector is not None:
+            return self.cross_sector.contract_of(dataset)
+        assert self.contract is not None
+        return self.contract
 
     def canonical_json(self) -> str:
         """The spec as signed and hashed: sorted keys, no signature, no whitespace."""

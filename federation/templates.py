@@ -14,12 +14,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.errors import UsageError, describe_validation_error
-from federation.spec import ModelSpec, PrivacySpec, StudySpec, TableSpec, TransitionSpec
+from federation.spec import (
+    CohortSpec, CrossSectorSpec, FactorSource, ModelSpec, OutcomeSpec, PairsSpec, PrivacySpec, StudySpec, TableSpec,
+    TransitionSpec,
+)
 from schemas import Contract, ContractCatalog
 
 __all__ = ["TEMPLATES", "Template", "build_spec"]
 
-_Task = Literal["dp_table", "dp_logreg"]
+_Task = Literal["dp_table", "dp_logreg", "cross_sector_counts"]
 
 
 class _Common(BaseModel):
@@ -67,12 +70,32 @@ class LogregParams(_Common):
     evaluate: bool = True
 
 
+class RiskFactorParams(_Common):
+    """Espoo project 2, across sectors: which risk factors — and which pairs of them — go with a child
+    becoming a child-welfare client, from counts over the register's children, never pooling a record."""
+
+    municipality: str = Field(pattern=r"^[a-z0-9_-]{1,48}$")
+    #: sectors holding risk factors (each a contract with ``*_rf_*`` indicators)
+    factor_sectors: tuple[str, ...] = Field(default=("child_health", "social_services", "education", "employment"),
+                                            min_length=1, max_length=8)
+    outcome_sector: str = "child_welfare"
+    cohort_sector: str = "population_register"
+    max_age: int = Field(default=17, ge=0, le=120)
+    reference_date: str = Field(default="2024-12-31", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    #: the analyst's own pairs, besides the screen of the strongest factors
+    pairs: tuple[tuple[str, str], ...] = Field(default=(), max_length=300)
+    screen_top: int = Field(default=15, ge=0, le=30)
+    max_pairs: int = Field(default=105, ge=0, le=300)
+
+
 @dataclass(frozen=True)
 class Template:
     name: str
     title: str
     params: type[_Common]
-    build: Callable[[Any, Contract], tuple[_Task, TableSpec | None, ModelSpec | None]]
+    build: Callable[[Any, Contract], tuple[_Task, TableSpec | None, ModelSpec | None]] | None
+    #: a cross-sector template builds its whole section from the catalog
+    cross_sector: Callable[[Any, ContractCatalog], CrossSectorSpec] | None = None
 
 
 def _transitions(p: TransitionParams, contract: Contract) -> tuple[_Task, TableSpec | None, ModelSpec | None]:
@@ -115,11 +138,31 @@ def _columns(contract: Contract, names: list[str]) -> None:
                              "it can never be an outcome, a feature or a table dimension")
 
 
+def _risk_factors(p: RiskFactorParams, catalog: ContractCatalog) -> CrossSectorSpec:
+    import datetime as dt
+
+    for sector in (p.cohort_sector, p.outcome_sector, *p.factor_sectors):
+        catalog.get(sector)
+    try:
+        reference = dt.date.fromisoformat(p.reference_date)
+    except ValueError:
+        raise UsageError(f"reference_date {p.reference_date} is not a date") from None
+    return CrossSectorSpec(
+        cohort=CohortSpec(dataset=f"{p.municipality}/{p.cohort_sector}", contract=p.cohort_sector, max_age=p.max_age,
+                          reference_date=reference),
+        outcome=OutcomeSpec(dataset=f"{p.municipality}/{p.outcome_sector}", contract=p.outcome_sector),
+        factors=tuple(FactorSource(dataset=f"{p.municipality}/{s}", contract=s) for s in p.factor_sectors),
+        pairs=PairsSpec(listed=tuple(tuple(sorted(pair)) for pair in p.pairs),  # type: ignore[misc]
+                        screen_top=p.screen_top, max_pairs=p.max_pairs))
+
+
 TEMPLATES: dict[str, Template] = {t.name: t for t in (
     Template("health_transitions", "Health-segment transitions per service status", TransitionParams,
              _transitions),
     Template("dp_table", "Counts and cross-tabulations", TableParams, _table),
     Template("logistic_regression", "Logistic regression (DP gradient descent)", LogregParams, _logreg),
+    Template("child_welfare_risk_factors", "Child-welfare risk factors and their combinations, across sectors",
+             RiskFactorParams, None, _risk_factors),
 )}
 
 
@@ -133,6 +176,15 @@ def build_spec(template: str, study_id: str, period: str, params: dict[str, Any]
         parsed = chosen.params.model_validate(params)
     except ValidationError as error:
         raise UsageError(f"template {template} parameters: {describe_validation_error(error)}") from None
+    if chosen.cross_sector is not None:
+        cross = chosen.cross_sector(parsed, registry)
+        try:
+            return StudySpec(study_id=study_id, task="cross_sector_counts", datasets=cross.datasets,
+                             privacy=PrivacySpec(epsilon=parsed.epsilon, delta=parsed.delta), cross_sector=cross,
+                             period=period)
+        except ValidationError as error:
+            raise UsageError(f"study {study_id}: {describe_validation_error(error)}") from None
+    assert chosen.build is not None
     contract_name = str(getattr(parsed, "contract"))
     contract = registry.get(contract_name)
     task, table, model = chosen.build(parsed, contract)

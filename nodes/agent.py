@@ -19,7 +19,9 @@ from common.errors import RefusalCode, StudyRefused
 from federation.privacy import Balance, ModelPlan, PrivacyLoss, StudyPlan, gaussian_release, make_cap, plan_study
 from federation.signing import load_public_key, verify_spec
 from federation.spec import StudySpec
+from federation.vertical.protocol import STAGES, Step, StepReply
 from nodes.config import NodeConfig
+from nodes.cross_sector import CrossSectorNode
 from nodes.extract import file_sha256
 from nodes.ledger import NodeLedger
 from nodes.secret import NodeSecret, create_secret, load_secret
@@ -56,8 +58,10 @@ class NodeAgent:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.dataset = config.node.dataset
-        self.contract: Contract = ContractCatalog(config.node.contracts_dirs).get(config.node.contract)
+        self.catalog = ContractCatalog(config.node.contracts_dirs)
+        self.contract: Contract = self.catalog.get(config.node.contract)
         self.ledger = NodeLedger(config.ledger_path, config.budget.delta)
+        self.cross_sector = CrossSectorNode(self.dataset, self.contract, config.node.data, config.key_dir / "supernode")
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -106,18 +110,37 @@ class NodeAgent:
 
     def prepare(self, spec: StudySpec) -> Prepared:
         """Everything short of charging: is this node named, does the extract hold, is there budget?"""
-        if self.dataset not in spec.datasets or spec.contract != self.contract.name:
+        if self.dataset not in spec.datasets or spec.contract_of(self.dataset) != self.contract.name:
             raise StudyRefused(f"{self.dataset}: study {spec.study_id} does not include this dataset", RefusalCode.NOT_PARTICIPATING)
         verify_spec(spec, load_public_key(self.config.coordinator.public_key), self.dataset)
         extract_sha256 = self.ensure_valid()
         try:
-            plan = plan_study(spec, self.contract)
+            plan = plan_study(spec, self.catalog)
         except Exception as error:  # a spec the node cannot plan is refused, never computed
             raise StudyRefused(f"{self.dataset}: study {spec.study_id} cannot be planned here ({error})", RefusalCode.MALFORMED_SPEC) from None
         loss = plan.per_dataset[self.dataset]
         spec_sha = hashlib.sha256(spec.canonical_json().encode()).hexdigest()
         self.ledger.check(spec.study_id, self.dataset, loss)
         return Prepared(plan=plan, loss=loss, spec_sha256=spec_sha, extract_sha256=extract_sha256)
+
+    def announce(self, spec: StudySpec) -> bytes:
+        """A cross-sector study: check it as ``prepare`` does, open this node's session, announce its key."""
+        prepared = self.prepare(spec)
+        return self.cross_sector.open_session(spec, prepared.spec_sha256)
+
+    def cross_sector_step(self, spec: StudySpec, step: Step) -> StepReply:
+        """One step of a cross-sector study; charged before the first step that sends anything derived from
+        this node's data, and each step released once."""
+        prepared = self.prepare(spec)
+        assert spec.cross_sector is not None and prepared.plan.cross_sector is not None
+        if step.op not in STAGES:
+            raise StudyRefused(f"{self.dataset}: unknown step {step.op!r}", RefusalCode.MALFORMED_SPEC)
+        first = {"cohort": "keys", "outcome": "link", "factors": "factors"}[spec.cross_sector.role(self.dataset)]
+        if step.op != "finish":
+            if STAGES[step.op] >= STAGES[first]:
+                self._charge(spec, prepared)
+            self.ledger.record_release(spec.study_id, self.dataset, STAGES[step.op])
+        return self.cross_sector.step(spec, prepared.plan.cross_sector, step)
 
     def _charge(self, spec: StudySpec, prepared: Prepared) -> None:
         self.ledger.charge(spec.study_id, self.dataset, prepared.loss, prepared.spec_sha256)

@@ -186,7 +186,7 @@ def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, 
         path = data / municipality / f"{sector}.parquet"
         if not path.is_file():
             raise UsageError(f"no extract for {dataset} at {path}")
-        nodes.append(NodeSetup(dataset, spec.contract, path, epsilon_cap=node_epsilon))
+        nodes.append(NodeSetup(dataset, spec.contract_of(dataset), path, epsilon_cap=node_epsilon))
     print(f"starting a SuperLink and {len(nodes)} SuperNode(s) "
           f"({'INSECURE: no TLS, no node authentication' if insecure else 'TLS, node authentication'}) ...",
           flush=True)

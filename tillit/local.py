@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from common.errors import ProcessFailed
+from common.errors import ProcessFailed, UsageError
 from federation.launch import CONNECTION, LaunchTarget, flwr, result_path, submit_run, write_connection
 from federation.pki import make_federation_certs, make_node_keys
 from federation.processes import FlowerProcess, flower_env, free_port, wait_for_port
@@ -149,9 +149,10 @@ class LocalFederation:
                                                                      self.coordinator_key, self.insecure))
         config = load_node_config(path)
         NodeAgent(config).initialise()
+        # the node's identity key: SuperNode authentication, and the signature on its cross-sector study keys
+        if not (config.key_dir / "supernode").exists():
+            make_node_keys(config.key_dir, "supernode")
         if not self.insecure:
-            if not (config.key_dir / "supernode").exists():
-                make_node_keys(config.key_dir, "supernode")
             self._flwr(["supernode", "register", str(config.key_dir / "supernode.pub"), CONNECTION])
         return config
 
@@ -162,6 +163,9 @@ class LocalFederation:
         """Submit the study with ``flwr run`` and wait for the ServerApp's result JSON."""
         spec = load_spec(spec_path)
         if spec.signature is None and self.signer is not None:
+            if spec.cross_sector is not None and not spec.cross_sector.participants:
+                spec = spec.model_copy(update={"cross_sector": spec.cross_sector.model_copy(
+                    update={"participants": self.identity_keys(spec.datasets)})})
             spec_path = self.workdir / "specs" / f"{spec.study_id}.json"
             spec_path.parent.mkdir(parents=True, exist_ok=True)
             spec_path.write_text(sign_spec(spec, self.signer).model_dump_json(indent=1), encoding="utf-8")
@@ -179,6 +183,13 @@ class LocalFederation:
         result: dict[str, Any] = json.loads(path.read_text())
         result["result_path"] = str(path)
         return result
+
+    def identity_keys(self, datasets: tuple[str, ...]) -> dict[str, str]:
+        """Each node's identity public key (OpenSSH), as a coordinator lists them in a cross-sector spec."""
+        missing = [d for d in datasets if d not in self.node_configs]
+        if missing:
+            raise UsageError(f"no node of this federation holds {', '.join(missing)}")
+        return {d: (self.node_configs[d].key_dir / "supernode.pub").read_text().strip() for d in datasets}
 
     @property
     def launch_target(self) -> LaunchTarget:

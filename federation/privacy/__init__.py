@@ -9,11 +9,13 @@ as the coordinator's (:mod:`federation.privacy.budget`).
 - ``_loss``: :class:`PrivacyLoss`, exact ledger amounts
 - ``budget``: :class:`Balance` — remaining, fits, caps from ε, the JSON form of an amount
 - ``_calibration``: from a study spec to noise scales and the ρ each dataset is charged
+- ``_cross_sector``: the same for a cross-sector count study (who adds which noise, who is charged what)
 """
 
-from federation.privacy._accounting import epsilon, gaussian_rho, rho_for_epsilon
+from federation.privacy._accounting import epsilon, gaussian_rho, integer_gaussian_rho, rho_for_epsilon
 from federation.privacy._loss import RHO_UNITS_PER_RHO, PrivacyLoss
-from federation.privacy._noise import gaussian_release
+from federation.privacy._cross_sector import CrossSectorNoise, CrossSectorPlan
+from federation.privacy._noise import gaussian_release, integer_noise
 from federation.privacy.budget import Balance, amount_json, make_cap
 from federation.privacy._calibration import (
     EVALUATION_BINS, EvaluationPlan, ModelPlan, StudyPlan, TablePlan, column_domain, feature_names, model_classes, plan_study,
@@ -22,6 +24,8 @@ from federation.privacy._calibration import (
 __all__ = [
     "EVALUATION_BINS",
     "Balance",
+    "CrossSectorNoise",
+    "CrossSectorPlan",
     "RHO_UNITS_PER_RHO",
     "EvaluationPlan",
     "ModelPlan",
@@ -34,6 +38,8 @@ __all__ = [
     "feature_names",
     "gaussian_release",
     "gaussian_rho",
+    "integer_gaussian_rho",
+    "integer_noise",
     "make_cap",
     "model_classes",
     "plan_study",

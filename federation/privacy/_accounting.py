@@ -19,7 +19,8 @@ import opendp.mod as dp_mod
 
 dp_mod.enable_features("contrib")
 
-__all__ = ["epsilon", "gaussian_measurement", "gaussian_rho", "rho_for_epsilon"]
+__all__ = ["epsilon", "gaussian_measurement", "gaussian_rho", "integer_gaussian_measurement", "integer_gaussian_rho",
+           "rho_for_epsilon"]
 
 
 @lru_cache(maxsize=256)
@@ -27,6 +28,26 @@ def gaussian_measurement(dimension: int, scale: float) -> dp_mod.Measurement:
     """The Gaussian mechanism on a float vector under L2 distance, with zCDP as its privacy measure."""
     domain = dp_d.vector_domain(dp_d.atom_domain(T=float, nan=False), size=dimension)
     return dp_m.make_gaussian(domain, dp_metrics.l2_distance(T=float), scale=scale)
+
+
+@lru_cache(maxsize=256)
+def integer_gaussian_measurement(dimension: int, scale: float) -> dp_mod.Measurement:
+    """The discrete Gaussian mechanism on an integer vector under L2 distance (zCDP): exact integer noise,
+    for counts that are computed modulo a plaintext modulus under encryption."""
+    domain = dp_d.vector_domain(dp_d.atom_domain(T=int), size=dimension)
+    return dp_m.make_gaussian(domain, dp_metrics.l2_distance(T=int), scale=scale)
+
+
+@lru_cache(maxsize=1024)
+def integer_gaussian_rho(scale: float, releases: int = 1) -> float:
+    """ρ of ``releases`` integer counts that one resident changes by at most 1 each, each with discrete
+    Gaussian noise of this scale (OpenDP's privacy map and composition)."""
+    if releases == 0:
+        return 0.0
+    measurement = integer_gaussian_measurement(1, scale)
+    if releases == 1:
+        return float(measurement.map(1))  # type: ignore[no-untyped-call]
+    return float(dp_c.make_composition([measurement] * releases).map(1))  # type: ignore[no-untyped-call]
 
 
 def gaussian_rho(sensitivity: float, scale: float, releases: int = 1) -> float:

@@ -9,16 +9,17 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from common.errors import UsageError
 from federation.privacy._accounting import epsilon, gaussian_rho, rho_for_epsilon
+from federation.privacy._cross_sector import CrossSectorPlan, plan_cross_sector
 from federation.privacy._loss import PrivacyLoss
-from federation.spec import ModelSpec, StudySpec, TableSpec
+from federation.spec import CrossSectorSpec, ModelSpec, StudySpec, TableSpec
 from schemas.contract import Column, Contract
 
-__all__ = ["EVALUATION_BINS", "EvaluationPlan", "ModelPlan", "StudyPlan", "TablePlan", "column_domain",
-           "feature_names", "plan_study"]
+__all__ = ["EVALUATION_BINS", "ContractSource", "EvaluationPlan", "ModelPlan", "StudyPlan", "TablePlan",
+           "column_domain", "feature_names", "plan_study"]
 
 _MAX_DOMAIN = 200
 _MAX_CELLS = 100_000
@@ -81,6 +82,7 @@ class StudyPlan:
     mechanism: dict[str, Any]
     table: TablePlan | None = None
     model: ModelPlan | None = None
+    cross_sector: CrossSectorPlan | None = None
     per_dataset: dict[str, PrivacyLoss] = field(default_factory=dict)
 
     def privacy_json(self) -> dict[str, Any]:
@@ -96,10 +98,21 @@ class StudyPlan:
         }
 
 
-def plan_study(spec: StudySpec, contract: Contract) -> StudyPlan:
+class ContractSource(Protocol):
+    def get(self, name: str) -> Contract: ...
+
+
+def plan_study(spec: StudySpec, contracts: ContractSource | Contract) -> StudyPlan:
+    """Noise scales and each dataset's exact charge, from the spec and the contracts it names (a horizontal
+    study may be given its one contract directly)."""
     # A hair below the budget, so that OpenDP's conservative rounding and the ledger's rounding up
     # to whole units still leave the charged (ε, δ) within what the study asked for.
     target = rho_for_epsilon(spec.privacy.epsilon, spec.privacy.delta) * (1 - 1e-6)
+    if spec.cross_sector is not None:
+        if isinstance(contracts, Contract):
+            raise UsageError("a cross-sector study is planned against every contract it names, not one")
+        return _plan_cross_sector(spec, spec.cross_sector, contracts, target)
+    contract = contracts if isinstance(contracts, Contract) else contracts.get(spec.contract_of(spec.datasets[0]))
     if spec.table is not None:
         table = _plan_table(spec.table, contract, target)
         rho = gaussian_rho(table.sensitivity, table.noise_scale)
@@ -125,6 +138,23 @@ def plan_study(spec: StudySpec, contract: Contract) -> StudyPlan:
     return StudyPlan(spec=spec, loss=loss, epsilon=epsilon(float(loss.rho), spec.privacy.delta),
                      mechanism=mechanism, table=table, model=model,
                      per_dataset={ds: loss for ds in spec.datasets})
+
+
+def _plan_cross_sector(spec: StudySpec, cross: CrossSectorSpec, contracts: ContractSource,
+                       target: float) -> StudyPlan:
+    plan = plan_cross_sector(cross, {d: contracts.get(cross.contract_of(d)) for d in cross.datasets}, target)
+    per_dataset = {d: PrivacyLoss.from_rho(rho) for d, rho in plan.noise.rho.items()}
+    loss = max(per_dataset.values())
+    noise = plan.noise
+    mechanism = {"mechanism": "discrete_gaussian", "noise_scale": noise.outcome_stage1,
+                 "noise_scales": {"cohort_size": noise.cohort, "outcome": noise.outcome_stage1,
+                                  "outcome_pairs": noise.outcome_stage2, "factor_nodes": noise.factor_stage1,
+                                  "exposed": {d: noise.local(d) for d in noise.factor_stage1},
+                                  "factor_nodes_pairs": noise.factor_stage2},
+                 "counts_per_resident": noise.counts, "clipping_norm": None, "steps": 1,
+                 "encryption": "BFV (TenSEAL/SEAL), masked and noise-flooded; linkage by HMAC-SHA256 pseudonyms"}
+    return StudyPlan(spec=spec, loss=loss, epsilon=epsilon(float(loss.rho), spec.privacy.delta),
+                     mechanism=mechanism, cross_sector=plan, per_dataset=per_dataset)
 
 
 def _column(contract: Contract, name: str, purpose: str) -> Column:

@@ -1,0 +1,67 @@
+"""The outputs of a cross-sector count study: tables, measures with intervals, rankings — from noisy releases only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.privacy import CrossSectorPlan
+from federation.spec import CrossSectorSpec
+from federation.vertical.analysis import Noisy, factor_table, pair_kind, pair_table, rank_factors, rank_pairs, screen_pairs
+from federation.vertical.run import Released
+
+__all__ = ["choose_pairs", "cross_sector_outputs", "factor_tables"]
+
+RANKING = ("factors are ranked by |z| = |log odds ratio| / its standard error, the error including both the "
+           "sampling variation and the differential-privacy noise: a rare factor whose odds ratio the noise makes "
+           "swing falls back instead of crowding the top")
+PAIR_RULE = ("the analyst's listed pairs first, then every pair among the {top} factors ranked strongest in the first "
+             "stage (within and across sectors), by the sum of their ranks, at most {cap}; pairs are ranked by |z| of "
+             "the log ratio of odds ratios (interaction)")
+
+
+def factor_tables(released: Released) -> dict[str, dict[str, Any]]:
+    n, cases = Noisy(*released.cohort_size), Noisy(*released.cases)
+    return {name: factor_table(n, cases, Noisy(*released.exposed[name]), Noisy(*released.exposed_cases[name]))
+            for name in released.exposed}
+
+
+def choose_pairs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> list[tuple[str, str]]:
+    """The pairs of stage 2 — post-processing of stage 1's releases only (costs nothing)."""
+    ranking = rank_factors(factor_tables(released), len(released.exposed))
+    listed = [(a, b) for a, b in cross.pairs.listed]
+    return screen_pairs(ranking, listed, cross.pairs.screen_top, plan.max_pairs, plan.holder)
+
+
+def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> dict[str, Any]:
+    tables = factor_tables(released)
+    holder = plan.holder
+    ranked = rank_factors(tables, len(tables))
+    for row in ranked:
+        row["dataset"] = holder[str(row["factor"])]
+    n, cases = Noisy(*released.cohort_size), Noisy(*released.cases)
+    pairs: dict[tuple[str, str] | str, dict[str, Any]] = {}
+    for (a, b), both in released.both.items():
+        table = pair_table(n, cases, (Noisy(*released.exposed[a]), Noisy(*released.exposed_cases[a])),
+                           (Noisy(*released.exposed[b]), Noisy(*released.exposed_cases[b])),
+                           Noisy(*both), Noisy(*released.both_cases[(a, b)]))
+        pairs[(a, b)] = {**table, "kind": pair_kind(a, b, holder), "datasets": [holder[a], holder[b]]}
+    return {
+        "kind": "cross_sector_counts",
+        "cohort": {"dataset": cross.cohort.dataset, "ages": [cross.cohort.min_age, cross.cohort.max_age],
+                   "reference_date": cross.cohort.reference_date.isoformat(), "size": released.cohort_size[0],
+                   "size_noise_sd": released.cohort_size[1]},
+        "outcome": {"dataset": cross.outcome.dataset, "cases": released.cases[0], "cases_noise_sd": released.cases[1],
+                    "definition": f"a cohort member with a row in {cross.outcome.dataset}'s extract"},
+        "factors": {str(row["factor"]): row for row in ranked},
+        "ranking": [str(row["factor"]) for row in ranked],
+        "ranking_statistic": RANKING,
+        "pairs": [{**row, "pair": list(row["pair"])} for row in rank_pairs(pairs, len(pairs))],
+        "pair_rule": PAIR_RULE.format(top=cross.pairs.screen_top, cap=plan.max_pairs),
+        "released_counts": {"cohort_size": 1, "cases": 1, "exposed": len(released.exposed),
+                            "exposed_cases": len(released.exposed_cases), "pair_both": len(released.both),
+                            "pair_both_cases": len(released.both_cases)},
+        "per_resident_scores": "none: no per-resident value, score or residual exists outside the node that holds it",
+        "linkage": {"method": "HMAC-SHA256 pseudonyms under a key drawn for this study; list and key destroyed "
+                              "at the end", "digests": released.digests},
+        "bytes_moved": released.bytes_moved,
+    }
