@@ -16,7 +16,7 @@ from coordinator.lifecycle import StudyStatus
 __all__ = [
     "DATASET_ID", "PERIOD", "STUDY_ID", "Amount", "AuditEntryOut", "AuditHeadOut", "BalanceOut", "CapSetting",
     "ChainReportOut", "CostPreviewOut", "DatasetCostOut", "DatasetOut", "DecisionOut", "DecisionRequest",
-    "EnrollmentOut", "EnrollmentRequest", "HealthOut", "LedgerEntryOut", "LedgerOut", "MunicipalityCapOut",
+    "EnrollmentOut", "EnrollmentRequest", "HealthOut", "LedgerEntryOut", "LedgerOut", "MunicipalityCapOut", "NoiseMeaning",
     "NewPrincipal", "NewPrincipalOut", "NodeOut", "PrincipalOut", "PrivacyOut", "RegisterEntryOut", "RegisterOut",
     "StudyCost", "StudyCreatedOut", "StudyDraft", "StudyOut", "StudyResultOut", "TemplateOut", "Verdict",
     "WhoAmIOut",
@@ -171,8 +171,18 @@ class TemplateOut(BaseModel):
     parameters: dict[str, Any]
 
 
+class NoiseMeaning(BaseModel):
+    """What a study's noise means for one dataset's residents, for the privacy officer who approves it."""
+
+    counts_per_resident: int
+    #: one standard deviation of the noise that protects this dataset's residents on each released number
+    noise_sd: float
+    in_words: str
+
+
 class DatasetCostOut(Amount):
     delta: float
+    noise: NoiseMeaning
     #: the dataset's budget for the study's period, if its privacy officer has set one
     budget: BalanceOut | None
     fits: bool

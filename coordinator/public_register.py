@@ -21,10 +21,19 @@ from federation.privacy import PrivacyLoss, epsilon
 from federation.spec import StudySpec
 
 __all__ = ["register_entries", "register_entry", "register_page"]
-_OUTPUTS = {"dp_table": ["noisy counts", "tables"], "dp_logreg": ["model coefficients", "aggregate metrics"]}
+_OUTPUTS = {"dp_table": ["noisy counts", "tables"], "dp_logreg": ["model coefficients", "aggregate metrics"],
+            "cross_sector_counts": ["noisy counts", "2x2 tables of risk factors", "odds and risk ratios",
+                                    "ranked factor combinations"]}
 
 
 def _variables(spec: StudySpec) -> list[str]:
+    if spec.cross_sector is not None:
+        cross = spec.cross_sector
+        factors = ", ".join(f"{f.dataset}: {', '.join(f.columns) if f.columns else 'every risk-factor indicator'}"
+                            for f in cross.factors)
+        return [f"{cross.cohort.dataset}: who is aged {cross.cohort.min_age}-{cross.cohort.max_age} on "
+                f"{cross.cohort.reference_date.isoformat()}", f"{cross.outcome.dataset}: whether a child became a client",
+                factors]
     if spec.table is not None:
         if spec.table.transitions is not None:
             t = spec.table.transitions
@@ -35,6 +44,14 @@ def _variables(spec: StudySpec) -> list[str]:
 
 
 def _mechanism(spec: StudySpec) -> str:
+    if spec.cross_sector is not None:
+        return ("Counts across sectors without pooling any record: the population register's node links the "
+                "sectors with pseudonyms made for this study only (destroyed afterwards); the outcome is encrypted "
+                "(homomorphic encryption) and each sector's node adds its risk factors under encryption, so no node "
+                "and not the coordinator sees another sector's values or which residents it serves. Every count "
+                "gets differential-privacy noise from each node involved before anything is decrypted or published. "
+                "Only aggregate counts leave the nodes: no per-resident score, residual or value exists outside the "
+                "node that holds it, and none is computed.")
     if spec.model is not None:
         m = spec.model
         return (f"Logistic regression by differentially private gradient descent: {m.rounds} rounds of "
@@ -64,7 +81,8 @@ def register_entry(session: Session, study: Study) -> dict[str, Any]:
         "id": study.id, "name": study.name, "purpose": study.purpose, "legal_basis": study.legal_basis,
         "responsible_organisation": study.organisation, "contact": study.contact,
         "template": study.template, "status": study.status, "data_period": study.period,
-        "datasets": list(spec.datasets), "contract": spec.contract, "variables": _variables(spec),
+        "datasets": list(spec.datasets), "contract": spec.contract or "several (one per sector)",
+        "variables": _variables(spec),
         "privacy_unit": "resident",
         "privacy": {d: {"epsilon": round(epsilon(float(PrivacyLoss(u).rho), spec.privacy.delta), 6),
                         "delta": spec.privacy.delta, "rho": float(PrivacyLoss(u).rho)}

@@ -2,7 +2,8 @@
 
 The report has no scripts and no external assets (inline SVG and CSS only), so it opens offline
 and can be archived with the study. It shows what the result JSON holds — transition heatmaps,
-the projection with its uncertainty bands, coefficients with intervals — and the privacy spent.
+the projection with its uncertainty bands, coefficients with intervals, a cross-sector study's risk
+factors and pairs (``coordinator.reports_cross_sector``) — and the privacy spent.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from sqlalchemy.orm import Session
 
 from coordinator.ledger import balances as all_balances
 from coordinator.public_register import register_entry
+from coordinator.reports_cross_sector import CSS as CROSS_SECTOR_CSS
+from coordinator.reports_cross_sector import cross_sector_section
 from coordinator.runner import results
 from coordinator.studies import get_study
+from federation.privacy import epsilon
 
 __all__ = ["render_report", "study_report", "write_report"]
 
@@ -85,12 +89,21 @@ def _coefficients(title: str, rows: list[tuple[str, float, float, float]], width
             f"<figcaption>{html.escape(title)}</figcaption></figure>")
 
 
+def _dataset_epsilon(privacy: dict[str, Any], rho: float) -> float:
+    """A dataset's ε in this study: the study's, unless it was charged another ρ (a cross-sector study charges
+    each dataset for the counts its residents can change), then OpenDP's conversion as the public register's."""
+    study_eps = float(privacy.get("epsilon", 0.0))
+    if rho == privacy.get("rho") or privacy.get("delta") is None:
+        return study_eps
+    return epsilon(float(rho), float(privacy["delta"]))
+
+
 def _budget(privacy: dict[str, Any], balances: list[dict[str, Any]]) -> str:
     by_name = {b["name"]: b for b in balances}
     rows = []
     top = max([b["cap"]["epsilon"] for b in balances] + [1.0])
     for dataset, spent in privacy.get("per_dataset", {}).items():
-        study_eps = float(privacy.get("epsilon", 0.0))
+        study_eps = _dataset_epsilon(privacy, spent["rho"])
         balance = by_name.get(dataset)
         total = balance["spent"]["epsilon"] if balance else study_eps
         cap = balance["cap"]["epsilon"] if balance else None
@@ -101,6 +114,18 @@ def _budget(privacy: dict[str, Any], balances: list[dict[str, Any]]) -> str:
                     f'fill="#edae49"/>{cap_mark}</svg></td><td>{f"{total:.3g} of {cap:.3g}" if cap else ""}</td></tr>')
     return ("<table><tr><th>dataset</th><th>this study</th><th>budget used (bar) and cap (line)</th>"
             f"<th>ε spent of cap</th></tr>{''.join(rows)}</table>")
+
+
+def _fact(value: Any, nested: bool = False) -> str:
+    """A mechanism value for people: a dict as one line per key (nested dicts indented), numbers rounded inside."""
+    if isinstance(value, dict):
+        lines = "".join(f"<li>{html.escape(str(k))}: {_fact(v, True)}</li>" for k, v in value.items())
+        return f"<ul class='facts'>{lines}</ul>"
+    if isinstance(value, list):
+        return ", ".join(_fact(v, True) for v in value)
+    if nested and isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
 
 
 #: a CSV table of a report: header and rows
@@ -173,6 +198,10 @@ def render_report(result: dict[str, Any], title: str, balances: list[dict[str, A
         tables["coefficients.csv"] = (["class", "feature", "coefficient", "lower95", "upper95"], table)
         sections.append("<h2>Model coefficients (log-odds per unit of scaled feature)</h2>"
                         + _coefficients("coefficients with 95 % intervals", rows_c))
+    if outputs.get("kind") == "cross_sector_counts":
+        section, found_tables = cross_sector_section(outputs, privacy)
+        sections.append(section)
+        tables.update(found_tables)
     evaluation = outputs.get("evaluation")
     if evaluation:
         auc = evaluation.get("auc")
@@ -184,7 +213,7 @@ def render_report(result: dict[str, Any], title: str, balances: list[dict[str, A
                         f"{calibration}</table>")
     sections.append("<h2>Privacy spent</h2>" + _budget(privacy, balances or []))
     mechanism = {k: v for k, v in privacy.items() if k not in ("per_dataset",)}
-    facts = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in mechanism.items())
+    facts = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fact(v)}</td></tr>" for k, v in mechanism.items())
     entry = ""
     if register:
         entry = ("<h2>Public register entry</h2><table>" + "".join(
@@ -194,7 +223,8 @@ def render_report(result: dict[str, Any], title: str, balances: list[dict[str, A
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}.grid{{display:flex;flex-wrap:wrap;gap:1em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}
-figure{{margin:0}}figcaption{{font-size:.9em;color:#444}}.note{{color:#555;font-size:.9em}}</style></head>
+figure{{margin:0}}figcaption{{font-size:.9em;color:#444}}.note{{color:#555;font-size:.9em}}
+ul.facts{{margin:0;padding-left:1.2em}}{CROSS_SECTOR_CSS}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <p>Study <code>{html.escape(str(result.get("study_id")))}</code>, status {html.escape(str(result.get("status")))},
 {len(result.get("datasets", []))} dataset(s). Every number here comes from differentially private releases:

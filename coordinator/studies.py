@@ -23,7 +23,7 @@ from coordinator.ledger import balance, charge, municipality_balance
 from coordinator.lifecycle import StudyStatus, move
 from coordinator.models import Approval, Dataset, Node, Study
 from coordinator.principals import Identity
-from federation.privacy import PrivacyLoss, amount_json, plan_study
+from federation.privacy import PrivacyLoss, StudyPlan, amount_json, plan_study
 from federation.signing import sign_spec
 from federation.spec import StudySpec
 from federation.templates import build_spec
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["approved_spec", "cost_preview", "create_study", "decide", "get_study", "spec_sha256", "study_json"]
 
 
-def _plan(coordinator: Coordinator, draft: StudyDraft) -> tuple[StudySpec, dict[str, PrivacyLoss], float]:
+def _plan(coordinator: Coordinator, draft: StudyDraft) -> tuple[StudySpec, StudyPlan]:
     spec = build_spec(draft.template, draft.id, draft.period, draft.params, coordinator.contracts)
     try:
         plan = plan_study(spec, coordinator.contracts)
@@ -43,17 +43,18 @@ def _plan(coordinator: Coordinator, draft: StudyDraft) -> tuple[StudySpec, dict[
     except Exception as error:  # noqa: BLE001 - OpenDP refuses parameters it cannot calibrate
         raise UsageError(f"study {draft.id} cannot be calibrated with these parameters "
                          f"({type(error).__name__})") from None
-    return spec, dict(plan.per_dataset), plan.epsilon
+    return spec, plan
 
 
 def cost_preview(coordinator: Coordinator, session: Session, draft: StudyDraft) -> dict[str, Any]:
     """What the study would cost each dataset, computed by the privacy module the nodes use, and what is left."""
-    spec, costs, eps = _plan(coordinator, draft)
-    return _cost_json(session, spec, costs, eps)
+    spec, plan = _plan(coordinator, draft)
+    return _cost_json(session, spec, plan)
 
 
-def _cost_json(session: Session, spec: StudySpec, costs: dict[str, PrivacyLoss], eps: float) -> dict[str, Any]:
+def _cost_json(session: Session, spec: StudySpec, plan: StudyPlan) -> dict[str, Any]:
     period = spec.period or ""
+    costs = plan.per_dataset
     per_dataset = {}
     for dataset, cost in sorted(costs.items()):
         found = balance(session, dataset, period)
@@ -61,6 +62,7 @@ def _cost_json(session: Session, spec: StudySpec, costs: dict[str, PrivacyLoss],
             **amount_json(cost, spec.privacy.delta), "delta": spec.privacy.delta,
             "budget": found.to_json() if found else None,
             "fits": bool(found and found.fits(cost)),
+            "noise": plan.what_noise_means(dataset),
         }
     municipalities = {}
     for municipality in sorted({d.split("/", 1)[0] for d in costs}):
@@ -76,7 +78,8 @@ def _cost_json(session: Session, spec: StudySpec, costs: dict[str, PrivacyLoss],
 def create_study(coordinator: Coordinator, session: Session, analyst: Identity, draft: StudyDraft) -> dict[str, Any]:
     if session.get(Study, draft.id) is not None:
         raise Conflict(f"a study with id {draft.id} exists already")
-    spec, costs, eps = _plan(coordinator, draft)
+    spec, plan = _plan(coordinator, draft)
+    costs, eps = plan.per_dataset, plan.epsilon
     unknown = [d for d in spec.datasets if session.get(Dataset, d) is None]
     if unknown:
         raise NotFound(f"dataset {unknown[0]} is not registered; its node must enroll first")
@@ -89,7 +92,7 @@ def create_study(coordinator: Coordinator, session: Session, analyst: Identity, 
     audit.append(session, coordinator.signer, analyst.name, "study.created", draft.id,
                  {"template": draft.template, "datasets": list(spec.datasets), "period": draft.period,
                   "epsilon": eps, "delta": spec.privacy.delta, "spec_sha256": spec_sha256(spec)})
-    return {**study_json(session, study), "preview": _cost_json(session, spec, costs, eps)}
+    return {**study_json(session, study), "preview": _cost_json(session, spec, plan)}
 
 
 def get_study(session: Session, study_id: str, lock: bool = False) -> Study:

@@ -135,12 +135,13 @@ class NodeAgent:
         assert spec.cross_sector is not None and prepared.plan.cross_sector is not None
         if step.op not in STAGES:
             raise StudyRefused(f"{self.dataset}: unknown step {step.op!r}", RefusalCode.MALFORMED_SPEC)
-        first = {"cohort": "keys", "outcome": "link", "factors": "factors"}[spec.cross_sector.role(self.dataset)]
-        if step.op != "finish":
-            if STAGES[step.op] >= STAGES[first]:
-                self._charge(spec, prepared)
+
+        def release() -> None:
+            # called by the step once its inputs are verified, right before anything derived from the data leaves
+            self._charge(spec, prepared)
             self.ledger.record_release(spec.study_id, self.dataset, STAGES[step.op])
-        return self.cross_sector.step(spec, prepared.plan.cross_sector, step)
+
+        return self.cross_sector.step(spec, prepared.plan.cross_sector, step, release)
 
     def _charge(self, spec: StudySpec, prepared: Prepared) -> None:
         self.ledger.charge(spec.study_id, self.dataset, prepared.loss, prepared.spec_sha256)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,26 +108,28 @@ class CrossSectorNode:
         return session.keys.announce(identity).to_bytes()
 
     # -- the steps ------------------------------------------------------------------------------------------
-    def step(self, spec: StudySpec, plan: CrossSectorPlan, step: Step) -> StepReply:
+    def step(self, spec: StudySpec, plan: CrossSectorPlan, step: Step, release: Callable[[], None]) -> StepReply:
+        """One step; ``release`` charges the node's ledger and records the step, and is called once the step's
+        inputs are verified and before anything derived from the node's data is put into the reply."""
         session = self.sessions.get(spec.study_id)
         if session is None or session.spec.canonical_json() != spec.canonical_json():
             raise StudyRefused(f"{self.dataset}: no prepared session for study {spec.study_id} (a node that "
                                "restarted mid-study cannot continue it)", RefusalCode.MALFORMED_SPEC)
         try:
             if step.op == "keys":
-                return self._keys(session, plan, step)
+                return self._keys(session, plan, step, release)
             if step.op == "link":
-                return self._link(session, plan, step)
+                return self._link(session, plan, step, release)
             if step.op == "factors" and session.role == "factors":
-                return self._factors(session, plan, step)
+                return self._factors(session, plan, step, release)
             if step.op == "open" and session.role == "outcome":
-                return self._open(session, plan, step)
+                return self._open(session, plan, step, release)
             if step.op == "pairs" and session.role == "factors":
-                return self._pairs(session, plan, step)
+                return self._pairs(session, plan, step, release)
             if step.op == "pairs_finish" and session.role == "factors":
-                return self._pairs_finish(session, plan, step)
+                return self._pairs_finish(session, plan, step, release)
             if step.op == "pairs_open" and session.role == "outcome":
-                return self._pairs_open(session, plan, step)
+                return self._pairs_open(session, plan, step, release)
             if step.op == "finish":
                 found = self.sessions.pop(spec.study_id).forget()
                 return StepReply(values=dict(found))
@@ -135,7 +138,8 @@ class CrossSectorNode:
         raise StudyRefused(f"{self.dataset}: step {step.op!r} is not for the {session.role} node",
                            RefusalCode.MALFORMED_SPEC)
 
-    def _keys(self, session: Session, plan: CrossSectorPlan, step: Step) -> StepReply:
+    def _keys(self, session: Session, plan: CrossSectorPlan, step: Step,
+              release: Callable[[], None]) -> StepReply:
         cross = _cross(session.spec)
         for dataset in cross.datasets:
             if dataset == self.dataset:
@@ -144,6 +148,7 @@ class CrossSectorNode:
                 raise StudyRefused(f"{self.dataset}: no key was announced for {dataset}", RefusalCode.MALFORMED_SPEC)
             session.keys.accept(Announcement.from_bytes(step.blobs[dataset]),
                                 load_identity_public_key(cross.participants[dataset]), dataset)
+        release()
         if session.role != "cohort":
             return StepReply()
         codes, frame = _linked_rows(self.data, self.contract, [cross.cohort.birth_column])
@@ -157,7 +162,8 @@ class CrossSectorNode:
         size = len(session.cohort) + int(integer_noise(1, plan.noise.cohort)[0])
         return StepReply(values={"cohort_size": size}, envelopes=envelopes)
 
-    def _link(self, session: Session, plan: CrossSectorPlan, step: Step) -> StepReply:
+    def _link(self, session: Session, plan: CrossSectorPlan, step: Step,
+              release: Callable[[], None]) -> StepReply:
         cross = _cross(session.spec)
         if session.role == "cohort":
             raise StudyRefused(f"{self.dataset}: the register does not link to its own list", RefusalCode.MALFORMED_SPEC)
@@ -167,6 +173,7 @@ class CrossSectorNode:
                                RefusalCode.MALFORMED_SPEC)
         payload = session.keys.open(sealed, "cohort")
         key, session.cohort = payload[:32], cohort_from_bytes(payload[32:])
+        release()
         columns = list(plan.factors[self.dataset]) if session.role == "factors" else []
         codes, frame = _linked_rows(self.data, self.contract, columns)
         at = positions(session.cohort, pseudonyms(key, session.spec.study_id, codes))
@@ -189,7 +196,8 @@ class CrossSectorNode:
         session.vector, session.factors = x, plan.factors[self.dataset]
         return StepReply()
 
-    def _factors(self, session: Session, plan: CrossSectorPlan, step: Step) -> StepReply:
+    def _factors(self, session: Session, plan: CrossSectorPlan, step: Step,
+                 release: Callable[[], None]) -> StepReply:
         cross = _cross(session.spec)
         sealed = Envelope.from_bytes(_one(step, "factors"))
         if sealed.sender != cross.outcome.dataset:
@@ -208,6 +216,7 @@ class CrossSectorNode:
         if len(blocks) != params.blocks(len(session.cohort)):
             raise StudyRefused(f"{self.dataset}: the encrypted outcome does not cover the cohort list",
                                RefusalCode.MALFORMED_SPEC)
+        release()
         x = session.vector
         sd = plan.noise.factor_stage1[self.dataset]
         exposed = x.sum(axis=0) + integer_noise(x.shape[1], plan.noise.local(self.dataset))
@@ -219,13 +228,16 @@ class CrossSectorNode:
                          values={"factors": json.dumps(list(session.factors))},
                          envelopes={envelope_name(cross.outcome.dataset, "totals", self.dataset): envelope.to_bytes()})
 
-    def _open(self, session: Session, plan: CrossSectorPlan, step: Step) -> StepReply:
+    def _open(self, session: Session, plan: CrossSectorPlan, step: Step,
+              release: Callable[[], None]) -> StepReply:
         cross = _cross(session.spec)
         assert session.key_holder is not None
+        sealed_totals = {source.dataset: Envelope.from_bytes(_from(step, source.dataset)) for source in cross.factors}
+        opened_totals = {d: unpack_blobs(session.keys.open(e, "totals")) for d, e in sealed_totals.items()}
+        release()
         arrays = {}
         for source in cross.factors:
-            sealed = Envelope.from_bytes(_from(step, source.dataset))
-            totals = unpack_blobs(session.keys.open(sealed, "totals"))
+            totals = opened_totals[source.dataset]
             names = plan.factors[source.dataset]
             if list(totals) != list(names):
                 raise StudyRefused(f"{self.dataset}: {source.dataset} returned totals for other factors than the "
@@ -234,12 +246,14 @@ class CrossSectorNode:
             arrays[source.dataset] = (opened + integer_noise(len(names), plan.noise.outcome_stage1)).astype(float)
         return StepReply(arrays=arrays)
 
-    def _pairs(self, session: Session, plan: CrossSectorPlan, step: Step) -> StepReply:
+    def _pairs(self, session: Session, plan: CrossSectorPlan, step: Step,
+               release: Callable[[], None]) -> StepReply:
         cross = _cross(session.spec)
         pairs = _checked_pairs(step, plan)
         holder = plan.holder
         x, evaluator, encrypted_y = session.vector, session.evaluator, session.encrypted_y
         assert x is not None and evaluator is not None and encrypted_y is not None
+        release()
         column = {name: j for j, name in enumerate(session.factors)}
         within = [(a, b) for a, b in pairs if holder[a] == holder[b] == self.dataset]
         both = np.array([int((x[:, column[a]] * x[:, column[b]]).sum()) for a, b in within], dtype=np.int64)
@@ -268,7 +282,8 @@ class CrossSectorNode:
         return StepReply(arrays={"both": both.astype(float)},
                          values={"within": json.dumps([list(p) for p in within])}, envelopes=envelopes)
 
-    def _pairs_finish(self, session: Session, plan: CrossSectorPlan, step: Step) -> StepReply:
+    def _pairs_finish(self, session: Session, plan: CrossSectorPlan, step: Step,
+                      release: Callable[[], None]) -> StepReply:
         cross = _cross(session.spec)
         pairs = _checked_pairs(step, plan)
         holder = plan.holder
@@ -276,9 +291,9 @@ class CrossSectorNode:
         assert x is not None and evaluator is not None
         column = {name: j for j, name in enumerate(session.factors)}
         incoming: dict[str, bytes] = {}
-        for name, data in step.blobs.items():
-            sealed = Envelope.from_bytes(data)
-            incoming.update(unpack_blobs(session.keys.open(sealed, "pair-vectors")))
+        for data in step.blobs.values():
+            incoming.update(unpack_blobs(session.keys.open(Envelope.from_bytes(data), "pair-vectors")))
+        release()
         mine = [(a, b) for a, b in pairs if holder[b] == self.dataset and holder[a] != self.dataset]
         etas = integer_noise(2 * len(mine), plan.noise.factor_stage2)
         totals = {}
@@ -301,11 +316,14 @@ class CrossSectorNode:
                 cross.outcome.dataset, "pair-totals", pack_blobs(totals)).to_bytes()
         return StepReply(envelopes=envelopes)
 
-    def _pairs_open(self, session: Session, plan: CrossSectorPlan, step: Step) -> StepReply:
+    def _pairs_open(self, session: Session, plan: CrossSectorPlan, step: Step,
+                    release: Callable[[], None]) -> StepReply:
         assert session.key_holder is not None
         names, totals = [], []
-        for data in step.blobs.values():
-            opened = unpack_blobs(session.keys.open(Envelope.from_bytes(data), "pair-totals"))
+        envelopes = [unpack_blobs(session.keys.open(Envelope.from_bytes(data), "pair-totals"))
+                     for data in step.blobs.values()]
+        release()
+        for opened in envelopes:
             for name, ciphertext in opened.items():
                 names.append(name)
                 totals.append(session.key_holder.open_total(ciphertext))

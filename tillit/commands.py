@@ -98,7 +98,12 @@ def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) 
         if "transition_mae_row_by_row" in found:
             extra += f" (each row on its own counts: {found['transition_mae_row_by_row']:.4f})"
         extra += f"; private AUC {found['auc']:.3f}" if "auc" in found else ""
-        print(f"  {study_id}: ε={found['epsilon_per_dataset']:.3g} per dataset{extra}\n    report: {found['report']}")
+        if "top_factors" in found:
+            extra += (f"; {found['top_factors_with_a_true_effect']} of the released top-10 factors carry a true "
+                      f"effect, {found['true_top10_terms_found_in_released_top10']} of the true top-10 terms are "
+                      f"among the released top-10 factors and pairs; {found['bytes_moved'] / 1e6:.0f} MB relayed, "
+                      "all of it sealed or noisy")
+        print(f"  {study_id}: ε≤{found['epsilon_per_dataset']:.3g} per dataset{extra}\n    report: {found['report']}")
     untouched = []
     for balance in summary["ledger"]["balances"]:
         if balance["spent"]["rho"] == 0:

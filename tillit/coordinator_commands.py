@@ -152,6 +152,8 @@ def _show_cost(cost: dict[str, Any]) -> None:
                      "fits": "yes" if c["fits"] else "NO"})
     _table(rows, [("dataset", "dataset"), ("epsilon", "ε"), ("rho", "ρ"), ("remaining", "remaining ε"),
                   ("fits", "fits")])
+    for dataset, c in cost["per_dataset"].items():
+        print(f"  {dataset}: {c['noise']['in_words']}")
     for municipality, cap in cost.get("municipality_caps", {}).items():
         print(f"municipality cap {municipality}: remaining ε {cap['remaining']['epsilon']:.4g}; "
               f"fits: {'yes' if cap['fits'] else 'NO'}")

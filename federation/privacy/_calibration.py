@@ -85,6 +85,27 @@ class StudyPlan:
     cross_sector: CrossSectorPlan | None = None
     per_dataset: dict[str, PrivacyLoss] = field(default_factory=dict)
 
+    def what_noise_means(self, dataset: str) -> dict[str, Any]:
+        """For a privacy officer: how many released numbers one of this dataset's residents can change, and the
+        noise (one standard deviation) on each, in words."""
+        if self.cross_sector is not None and self.spec.cross_sector is not None:
+            noise = self.cross_sector.noise
+            counts = noise.counts[dataset]
+            role = self.spec.cross_sector.role(dataset)
+            sd = {"cohort": noise.cohort, "outcome": noise.outcome_stage1}.get(role) or noise.factor_stage1[dataset]
+            exposed_cases = max(math.hypot(s, noise.outcome_stage1) for s in noise.factor_stage1.values())
+            return {"counts_per_resident": counts, "noise_sd": sd,
+                    "in_words": f"one resident can change up to {counts} released counts; every count of children "
+                                f"with a risk factor and the outcome is released ± {exposed_cases:.0f} (one sd)"}
+        if self.table is not None:
+            return {"counts_per_resident": len(self.table.cells), "noise_sd": self.table.noise_scale,
+                    "in_words": f"each released count ± {self.table.noise_scale:.0f} (one sd); one resident's rows "
+                                f"change the counts by at most {self.table.sensitivity:g} in all (L2)"}
+        assert self.model is not None
+        return {"counts_per_resident": self.model.steps, "noise_sd": self.model.noise_scale,
+                "in_words": f"{self.model.steps} noisy model updates, each ± {self.model.noise_scale:.2g} per "
+                            "coefficient (one sd), on gradients clipped per resident"}
+
     def privacy_json(self) -> dict[str, Any]:
         rho = float(self.loss.rho)
         return {

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.integration
 
 RESIDENTS = 6_000
 MUNICIPALITIES = ("espoo", "vantaa")
-STUDIES = ("health-transitions-2024", "care-needs-model-2024")
+HORIZONTAL = ("health-transitions-2024", "care-needs-model-2024")
+CROSS_SECTOR = tuple(f"child-welfare-risk-factors-{m}-2024" for m in MUNICIPALITIES)
+STUDIES = (*HORIZONTAL, *CROSS_SECTOR)
+RISK_SECTORS = ("population_register", "child_welfare", "child_health", "social_services", "education", "employment")
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +55,16 @@ def test_demo_runs_every_phase_and_exits_0(demo: tuple[Path, str, int]) -> None:
         assert f"{dataset:<32} {report['verdict'].upper()}" in out
     assert f"starting a coordinator, a SuperLink and {len(MUNICIPALITIES) * len(SECTORS)} SuperNodes" in out
     assert set(summary["seconds"]) == {"synth", "validate", "startup", "setup", *STUDIES}
-    for study in STUDIES:
+    for study in HORIZONTAL:
         result = json.loads((root / "studies" / study / "result.json").read_text())
         assert result["status"] == "completed" and result["datasets"] == [f"{m}/health_care" for m in MUNICIPALITIES]
         assert f"report: {root / 'studies' / study / 'report.html'}" in out
+    for municipality, study in zip(MUNICIPALITIES, CROSS_SECTOR):
+        result = json.loads((root / "studies" / study / "result.json").read_text())
+        assert result["status"] == "completed"
+        assert sorted(result["datasets"]) == sorted(f"{municipality}/{s}" for s in RISK_SECTORS)
+        assert len(result["outputs"]["factors"]) == 280 and len(result["outputs"]["pairs"]) == 105
+        assert (root / "studies" / study / "factors.csv").exists() and (root / "studies" / study / "pairs.csv").exists()
 
 
 def test_transitions_come_close_to_the_truth_and_budgets_are_charged(demo: tuple[Path, str, int]) -> None:
@@ -67,7 +76,9 @@ def test_transitions_come_close_to_the_truth_and_budgets_are_charged(demo: tuple
     assert transitions["transition_mae"] < 0.8 * transitions["transition_mae_row_by_row"]
     assert "transition probabilities vs truth: MAE" in out
     charged = [(e["dataset"], e["study_id"]) for e in summary["ledger"]["entries"]]
-    assert sorted(charged) == sorted((f"{m}/health_care", s) for m in MUNICIPALITIES for s in STUDIES)
+    assert sorted(charged) == sorted([(f"{m}/health_care", s) for m in MUNICIPALITIES for s in HORIZONTAL]
+                                     + [(f"{m}/{sector}", s) for m, s in zip(MUNICIPALITIES, CROSS_SECTOR)
+                                        for sector in RISK_SECTORS])
     register = json.loads((root / "register.json").read_text())
     assert {s["id"] for s in register["studies"]} == set(STUDIES)
     assert all(s["status"] == "released" for s in register["studies"])
