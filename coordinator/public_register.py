@@ -29,11 +29,13 @@ _OUTPUTS = {"dp_table": ["noisy counts", "tables"], "dp_logreg": ["model coeffic
 def _variables(spec: StudySpec) -> list[str]:
     if spec.cross_sector is not None:
         cross = spec.cross_sector
-        factors = ", ".join(f"{f.dataset}: {', '.join(f.columns) if f.columns else 'every risk-factor indicator'}"
-                            for f in cross.factors)
+        factors = ", ".join(
+            f"{f.dataset}: moves of {f.moves.state} from one {f.moves.time} to the next" if f.moves is not None
+            else f"{f.dataset}: {', '.join(f.columns) if f.columns else 'every risk-factor indicator'}"
+            for f in cross.factors)
+        served = f"whether a resident has {cross.outcome.column}" if cross.outcome.column else "whether a resident is a client"
         return [f"{cross.cohort.dataset}: who is aged {cross.cohort.min_age}-{cross.cohort.max_age} on "
-                f"{cross.cohort.reference_date.isoformat()}", f"{cross.outcome.dataset}: whether a child became a client",
-                factors]
+                f"{cross.cohort.reference_date.isoformat()}", f"{cross.outcome.dataset}: {served}", factors]
     if spec.table is not None:
         if spec.table.transitions is not None:
             t = spec.table.transitions
@@ -47,7 +49,7 @@ def _mechanism(spec: StudySpec) -> str:
     if spec.cross_sector is not None:
         return ("Counts across sectors without pooling any record: the population register's node links the "
                 "sectors with pseudonyms made for this study only (destroyed afterwards); the outcome is encrypted "
-                "(homomorphic encryption) and each sector's node adds its risk factors under encryption, so no node "
+                "(homomorphic encryption) and each other sector's node adds its own values under encryption, so no node "
                 "and not the coordinator sees another sector's values or which residents it serves. Every count "
                 "gets differential-privacy noise from each node involved before anything is decrypted or published. "
                 "Only aggregate counts leave the nodes: no per-resident score, residual or value exists outside the "

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from common.errors import UsageError, describe_validation_error
 
-__all__ = ["CohortSpec", "CrossSectorSpec", "FactorSource", "HomomorphicSpec", "ModelSpec", "OutcomeSpec", "PairsSpec",
+__all__ = ["CohortSpec", "CrossSectorSpec", "FactorSource", "HomomorphicSpec", "ModelSpec", "MovesSpec", "OutcomeSpec",
+           "PairsSpec",
            "PrivacySpec", "StudySpec", "TableSpec", "TransitionSpec", "load_spec", "parse_spec"]
 
 DATASET_ID = r"^[a-z0-9_-]{1,48}/[a-z0-9_]{1,48}$"
@@ -102,23 +103,36 @@ class CohortSpec(BaseModel):
 
 
 class OutcomeSpec(BaseModel):
-    """The outcome: a cohort member has it when the outcome's extract holds a row for them."""
+    """The 0/1 vector the key holder encrypts: a cohort member has it when the dataset's extract holds a row
+    for them (and, with ``column``, that boolean column is true in it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     dataset: str = Field(pattern=DATASET_ID)
     contract: str = "child_welfare"
+    column: str | None = None
+
+
+class MovesSpec(BaseModel):
+    """Instead of 0/1 factors, a node contributes each cohort member's moves of ``state`` from one ``time``
+    value to the next: one count per (from, to) cell."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time: str
+    state: str
 
 
 class FactorSource(BaseModel):
-    """One sector's risk factors: 0/1 columns of its contract (empty: every ``*_rf_*`` indicator it declares).
-    A cohort member the sector does not serve has every factor 0."""
+    """One sector's risk factors: 0/1 columns of its contract (empty: every ``*_rf_*`` indicator it declares),
+    or its residents' moves between states (``moves``). A cohort member the sector does not serve adds 0."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     dataset: str = Field(pattern=DATASET_ID)
     contract: str
     columns: tuple[str, ...] = ()
+    moves: MovesSpec | None = None
 
 
 class PairsSpec(BaseModel):

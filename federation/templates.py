@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.errors import UsageError, describe_validation_error
 from federation.spec import (
-    CohortSpec, CrossSectorSpec, FactorSource, ModelSpec, OutcomeSpec, PairsSpec, PrivacySpec, StudySpec, TableSpec,
-    TransitionSpec,
+    CohortSpec, CrossSectorSpec, FactorSource, ModelSpec, MovesSpec, OutcomeSpec, PairsSpec, PrivacySpec, StudySpec,
+    TableSpec, TransitionSpec,
 )
 from schemas import Contract, ContractCatalog
 
@@ -43,6 +43,10 @@ class TransitionParams(_Common):
     horizon_years: int = Field(default=10, ge=1, le=30)
     population: int | None = Field(default=None, ge=1, le=100_000_000)
     estimator: Literal["ordinal_shrinkage", "raw"] = "ordinal_shrinkage"
+    #: across sectors: the service status comes from another sector's silo (e.g. social_services) — whether a
+    #: resident is its client (or, with ``by_column``, has that service); linked without pooling, one municipality
+    by_sector: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,48}$")
+    by_column: str | None = None
 
 
 class TableParams(_Common):
@@ -94,8 +98,8 @@ class Template:
     title: str
     params: type[_Common]
     build: Callable[[Any, Contract], tuple[_Task, TableSpec | None, ModelSpec | None]] | None
-    #: a cross-sector template builds its whole section from the catalog
-    cross_sector: Callable[[Any, ContractCatalog], CrossSectorSpec] | None = None
+    #: a cross-sector template (or variant) builds its whole section from the catalog; None: a horizontal study
+    cross_sector: Callable[[Any, ContractCatalog], CrossSectorSpec | None] | None = None
 
 
 def _transitions(p: TransitionParams, contract: Contract) -> tuple[_Task, TableSpec | None, ModelSpec | None]:
@@ -138,6 +142,23 @@ def _columns(contract: Contract, names: list[str]) -> None:
                              "it can never be an outcome, a feature or a table dimension")
 
 
+def _transitions_across(p: TransitionParams, catalog: ContractCatalog) -> CrossSectorSpec | None:
+    if p.by_sector is None:
+        return None
+    if len(p.municipalities) != 1:
+        raise UsageError("transitions by another sector's service are studied one municipality at a time")
+    if p.by is not None and p.by != "service_status":
+        raise UsageError("give either by (a column of the health silo) or by_sector, not both")
+    municipality = p.municipalities[0]
+    catalog.get(p.by_sector)
+    return CrossSectorSpec(
+        cohort=CohortSpec(dataset=f"{municipality}/population_register", min_age=0, max_age=120),
+        outcome=OutcomeSpec(dataset=f"{municipality}/{p.by_sector}", contract=p.by_sector, column=p.by_column),
+        factors=(FactorSource(dataset=f"{municipality}/{p.contract}", contract=p.contract,
+                              moves=MovesSpec(time=p.time, state=p.state)),),
+        pairs=PairsSpec(screen_top=0, max_pairs=0))
+
+
 def _risk_factors(p: RiskFactorParams, catalog: ContractCatalog) -> CrossSectorSpec:
     import datetime as dt
 
@@ -158,7 +179,7 @@ def _risk_factors(p: RiskFactorParams, catalog: ContractCatalog) -> CrossSectorS
 
 TEMPLATES: dict[str, Template] = {t.name: t for t in (
     Template("health_transitions", "Health-segment transitions per service status", TransitionParams,
-             _transitions),
+             _transitions, _transitions_across),
     Template("dp_table", "Counts and cross-tabulations", TableParams, _table),
     Template("logistic_regression", "Logistic regression (DP gradient descent)", LogregParams, _logreg),
     Template("child_welfare_risk_factors", "Child-welfare risk factors and their combinations, across sectors",
@@ -176,8 +197,8 @@ def build_spec(template: str, study_id: str, period: str, params: dict[str, Any]
         parsed = chosen.params.model_validate(params)
     except ValidationError as error:
         raise UsageError(f"template {template} parameters: {describe_validation_error(error)}") from None
-    if chosen.cross_sector is not None:
-        cross = chosen.cross_sector(parsed, registry)
+    cross = chosen.cross_sector(parsed, registry) if chosen.cross_sector is not None else None
+    if cross is not None:
         try:
             return StudySpec(study_id=study_id, task="cross_sector_counts", datasets=cross.datasets,
                              privacy=PrivacySpec(epsilon=parsed.epsilon, delta=parsed.delta), cross_sector=cross,

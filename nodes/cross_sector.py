@@ -174,13 +174,20 @@ class CrossSectorNode:
         payload = session.keys.open(sealed, "cohort")
         key, session.cohort = payload[:32], cohort_from_bytes(payload[32:])
         release()
-        columns = list(plan.factors[self.dataset]) if session.role == "factors" else []
-        codes, frame = _linked_rows(self.data, self.contract, columns)
+        moves = next((f.moves for f in cross.factors if f.dataset == self.dataset), None)
+        columns = [] if session.role == "outcome" or moves is not None else list(plan.factors[self.dataset])
+        if session.role == "outcome" and cross.outcome.column:
+            columns = [cross.outcome.column]
+        if moves is not None:
+            codes, counts = _linked_moves(self.data, self.contract, moves.time, moves.state, plan.states[self.dataset])
+        else:
+            codes, frame = _linked_rows(self.data, self.contract, columns)
         at = positions(session.cohort, pseudonyms(key, session.spec.study_id, codes))
         inside = at >= 0
         if session.role == "outcome":
             y = np.zeros(len(session.cohort), dtype=np.int64)
-            y[at[inside]] = 1
+            has = frame[columns[0]].fillna(False).astype(bool).to_numpy() if columns else np.ones(len(codes), bool)
+            y[at[inside & has]] = 1
             session.vector = y
             params = _bfv(cross)
             session.key_holder = KeyHolder(params)
@@ -190,10 +197,10 @@ class CrossSectorNode:
                          session.keys.seal(f.dataset, "outcome", payload).to_bytes() for f in cross.factors}
             cases = int(y.sum()) + int(integer_noise(1, plan.noise.outcome_stage1)[0])
             return StepReply(values={"cases": cases}, envelopes=envelopes)
-        x = np.zeros((len(session.cohort), len(columns)), dtype=np.int64)
-        values = frame[columns].fillna(False).astype(bool).to_numpy()
-        x[at[inside]] = values[inside]
-        session.vector, session.factors = x, plan.factors[self.dataset]
+        names = plan.factors[self.dataset]
+        x = np.zeros((len(session.cohort), len(names)), dtype=np.int64)
+        x[at[inside]] = counts[inside] if moves is not None else frame[columns].fillna(False).astype(bool).to_numpy()[inside]
+        session.vector, session.factors = x, names
         return StepReply()
 
     def _factors(self, session: Session, plan: CrossSectorPlan, step: Step,
@@ -401,6 +408,37 @@ def _linked_rows(path: Path, contract: Contract, columns: list[str]) -> tuple[np
     kept = pd.DataFrame({"_code": codes}).assign(**{c: typed[c] for c in columns})[valid]
     kept = kept.drop_duplicates("_code", keep="first")
     return kept["_code"].to_numpy(dtype=object), kept[columns]
+
+
+def _linked_moves(path: Path, contract: Contract, time: str, state: str,
+                  states: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each valid identity code's moves of ``state`` from one ``time`` to the next, counted per (from, to) cell
+    (``from`` major), from at most the contract's rows per resident."""
+    import pandas as pd
+
+    from nodes.extract import read_extract
+    from schemas.identity import check_identity_codes
+    from validation import conform
+
+    frame = read_extract(path).frame
+    codes = frame[contract.identifier].astype("str").where(frame[contract.identifier].notna())
+    valid = check_identity_codes(pd.Series(codes, dtype="str")).valid
+    typed = conform(frame[[time, state]], contract).frame
+    data = pd.DataFrame({"_code": codes, "t": typed[time], "s": typed[state]})[valid].dropna()
+    data = data.sort_values(["_code", "t"], kind="stable")
+    data = data[data.groupby("_code", sort=False).cumcount() < contract.max_rows_per_resident]
+    following = data.groupby("_code", sort=False)[["t", "s"]].shift(-1)
+    step = following["t"] - data["t"]
+    consecutive = (step == 1) if pd.api.types.is_numeric_dtype(data["t"]) else step.notna()
+    index = {value: i for i, value in enumerate(states)}
+    start = data["s"][consecutive].astype(int).map(index)
+    end = following["s"][consecutive].astype(int).map(index)
+    known = start.notna() & end.notna()
+    unique, owner = np.unique(data["_code"].to_numpy(dtype=object), return_inverse=True)
+    cells = (start[known].astype(int) * len(states) + end[known].astype(int)).to_numpy()
+    counts = np.zeros((len(unique), len(states) ** 2), dtype=np.int64)
+    np.add.at(counts, (owner[consecutive.to_numpy()][known.to_numpy()], cells), 1)
+    return unique, counts
 
 
 def _age(birth: pd.Series, on: dt.date) -> np.ndarray:

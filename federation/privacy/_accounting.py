@@ -20,7 +20,7 @@ import opendp.mod as dp_mod
 dp_mod.enable_features("contrib")
 
 __all__ = ["epsilon", "gaussian_measurement", "gaussian_rho", "integer_gaussian_measurement", "integer_gaussian_rho",
-           "rho_for_epsilon"]
+           "integer_gaussian_vector_rho", "rho_for_epsilon"]
 
 
 @lru_cache(maxsize=256)
@@ -48,6 +48,13 @@ def integer_gaussian_rho(scale: float, releases: int = 1) -> float:
     if releases == 1:
         return float(measurement.map(1))  # type: ignore[no-untyped-call]
     return float(dp_c.make_composition([measurement] * releases).map(1))  # type: ignore[no-untyped-call]
+
+
+@lru_cache(maxsize=1024)
+def integer_gaussian_vector_rho(scale: float, dimension: int, l2: int) -> float:
+    """ρ of ``dimension`` integer counts released together when one resident changes them by at most ``l2`` in
+    L2 norm (e.g. a resident's moves, all of which may fall in one count): OpenDP's map of the vector mechanism."""
+    return float(integer_gaussian_measurement(dimension, scale).map(l2))  # type: ignore[no-untyped-call]
 
 
 def gaussian_rho(sensitivity: float, scale: float, releases: int = 1) -> float:

@@ -85,6 +85,10 @@ class StudyPlan:
     cross_sector: CrossSectorPlan | None = None
     per_dataset: dict[str, PrivacyLoss] = field(default_factory=dict)
 
+    def epsilon_of(self, dataset: str) -> float:
+        """The ε one dataset is charged (cross-sector studies charge each dataset its own)."""
+        return epsilon(float(self.per_dataset[dataset].rho), self.spec.privacy.delta)
+
     def what_noise_means(self, dataset: str) -> dict[str, Any]:
         """For a privacy officer: how many released numbers one of this dataset's residents can change, and the
         noise (one standard deviation) on each, in words."""

@@ -33,6 +33,8 @@ def choose_pairs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Releas
 
 
 def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> dict[str, Any]:
+    if plan.states:
+        return _transition_outputs(cross, plan, released)
     tables = factor_tables(released)
     holder = plan.holder
     ranked = rank_factors(tables, len(tables))
@@ -60,6 +62,46 @@ def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released
         "released_counts": {"cohort_size": 1, "cases": 1, "exposed": len(released.exposed),
                             "exposed_cases": len(released.exposed_cases), "pair_both": len(released.both),
                             "pair_both_cases": len(released.both_cases)},
+        "per_resident_scores": "none: no per-resident value, score or residual exists outside the node that holds it",
+        "linkage": {"method": "HMAC-SHA256 pseudonyms under a key drawn for this study; list and key destroyed "
+                              "at the end", "digests": released.digests},
+        "bytes_moved": released.bytes_moved,
+    }
+
+
+def _transition_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> dict[str, Any]:
+    """Moves between states per the other sector's service status: the matrices of clients (encrypted counts) and
+    of everyone else (the node's total moves minus the clients'), with intervals that include both noises."""
+    import numpy as np
+
+    from federation.projection import matrix_intervals, ordinal_shrinkage_intervals, project
+
+    dataset, states = next(iter(plan.states.items()))
+    k = len(states)
+    names = plan.factors[dataset]
+    total = np.array([released.exposed[c][0] for c in names]).reshape(k, k)
+    clients = np.array([released.exposed_cases[c][0] for c in names]).reshape(k, k)
+    sd_total, sd_clients = released.exposed[names[0]][1], released.exposed_cases[names[0]][1]
+    served = f"{cross.outcome.dataset} " + (f"{cross.outcome.column}" if cross.outcome.column else "client")
+    groups = {served: (clients, sd_clients), "everyone else": (total - clients, float(np.hypot(sd_total, sd_clients)))}
+    intervals = {g: ordinal_shrinkage_intervals(c, sd) for g, (c, sd) in groups.items()}
+    raw = {g: matrix_intervals(c, sd) for g, (c, sd) in groups.items()}
+    return {
+        "kind": "cross_sector_transitions",
+        "states": list(states),
+        "by": {"dataset": cross.outcome.dataset, "column": cross.outcome.column,
+               "groups": list(groups), "how": "linked without pooling: the service status never leaves its silo; "
+                                             "the health node adds its moves under encryption"},
+        "cohort": {"dataset": cross.cohort.dataset, "size": released.cohort_size[0],
+                   "size_noise_sd": released.cohort_size[1]},
+        "estimator": "empirical Bayes: each row mixes its own noisy counts with the moves up and down the states "
+                     "pooled over all rows, weighted by how much data the row has against the noise",
+        "transition_matrices": {g: found["probabilities"] for g, found in intervals.items()},
+        "transition_intervals": intervals,
+        "unsmoothed_matrices": {g: found["probabilities"] for g, found in raw.items()},
+        "noise_sd_per_cell": {g: sd for g, (_, sd) in groups.items()},
+        "projection": project({g: c for g, (c, _) in groups.items()}, max(sd for _, sd in groups.values()),
+                              10, None, None),
         "per_resident_scores": "none: no per-resident value, score or residual exists outside the node that holds it",
         "linkage": {"method": "HMAC-SHA256 pseudonyms under a key drawn for this study; list and key destroyed "
                               "at the end", "digests": released.digests},

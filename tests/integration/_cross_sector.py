@@ -156,3 +156,35 @@ def assert_close(released: dict[Any, tuple[float, float]], exact: dict[Any, int]
 
 def gaps(released: dict[Any, tuple[float, float]], exact: dict[Any, int]) -> np.ndarray:
     return np.array([(released[k][0] - exact[k]) / released[k][1] for k in exact])
+
+
+def signed(fed: Federation, spec: StudySpec) -> tuple[StudySpec, StudyPlan]:
+    assert spec.cross_sector is not None
+    keys = {d: (fed.agents[d].config.key_dir / "supernode.pub").read_text().strip() for d in spec.datasets}
+    spec = spec.model_copy(update={"cross_sector": spec.cross_sector.model_copy(update={"participants": keys})})
+    spec = sign_spec(spec, fed.key)
+    return spec, plan_study(spec, ContractCatalog())
+
+
+def pooled_moves(data: Path, by_sector: str, states: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(all residents' moves, the by-sector clients' moves) per (from, to) cell, on pooled data."""
+    def valid(frame: pd.DataFrame) -> pd.DataFrame:
+        codes = frame["person_id"].astype("str").where(frame["person_id"].notna())
+        return frame[check_identity_codes(pd.Series(codes, dtype="str")).valid]
+
+    register = set(valid(pd.read_parquet(data / "espoo" / "population_register.parquet"))["person_id"])
+    clients = set(valid(pd.read_parquet(data / "espoo" / f"{by_sector}.parquet"))["person_id"])
+    health = valid(pd.read_parquet(data / "espoo" / "health_care.parquet",
+                                   columns=["person_id", "year", "health_segment"])).dropna()
+    health = health[health["person_id"].isin(register)].sort_values(["person_id", "year"], kind="stable")
+    health = health[health.groupby("person_id").cumcount() < 6]
+    nxt = health.groupby("person_id")[["year", "health_segment"]].shift(-1)
+    moved = (nxt["year"] - health["year"]) == 1
+    k = len(states)
+    total, served = np.zeros((k, k), dtype=np.int64), np.zeros((k, k), dtype=np.int64)
+    for person, start, end in zip(health["person_id"][moved], health["health_segment"][moved], nxt["health_segment"][moved]):
+        a, b = states.index(int(start)), states.index(int(end))
+        total[a, b] += 1
+        if person in clients:
+            served[a, b] += 1
+    return total, served

@@ -165,3 +165,29 @@ def test_announcements_travel_with_their_signature_only(fed: Federation) -> None
     found = Announcement.from_bytes(fed.agents["espoo/education"].announce(spec))
     assert found.dataset == "espoo/education" and len(found.public_key) == 32
     assert json.loads(found.to_bytes())["role"] == "factors"
+
+
+def test_transitions_by_another_sectors_service_equal_the_pooled_ones_without_noise(
+        fed: Federation, municipality: Municipality, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: segments from the health node, service status (a social-services client or not) from its own silo
+    from federation.templates import build_spec
+    from federation.vertical.results import cross_sector_outputs
+    from schemas import ContractCatalog
+    from tests.integration._cross_sector import pooled_moves, signed
+
+    monkeypatch.setattr(node_side, "integer_noise", lambda size, scale: np.zeros(size, dtype=np.int64))
+    spec, plan = signed(fed, build_spec("health_transitions", "moves-across", "2024",
+                                       {"municipalities": ["espoo"], "by_sector": "social_services"}, ContractCatalog()))
+    assert spec.cross_sector is not None and plan.cross_sector is not None
+    # Execute
+    released = run(fed, spec, plan)
+    outputs = cross_sector_outputs(spec.cross_sector, plan.cross_sector, released)
+    # Assert: every cell of both groups, exactly; the matrices keyed by group
+    states = plan.cross_sector.states["espoo/health_care"]
+    total, served = pooled_moves(municipality.root, "social_services", states)
+    names = plan.cross_sector.factors["espoo/health_care"]
+    assert np.array_equal(np.array([released.exposed[c][0] for c in names]).reshape(total.shape), total)
+    assert np.array_equal(np.array([released.exposed_cases[c][0] for c in names]).reshape(served.shape), served)
+    assert served.sum() > 1000 and (total - served).sum() > served.sum()
+    assert set(outputs["transition_matrices"]) == {"espoo/social_services client", "everyone else"}
+    assert plan.per_dataset["espoo/health_care"] <= plan.per_dataset["espoo/population_register"]
