@@ -146,8 +146,11 @@ class CrossSectorNode:
                 continue
             if dataset not in step.blobs:
                 raise StudyRefused(f"{self.dataset}: no key was announced for {dataset}", RefusalCode.MALFORMED_SPEC)
-            session.keys.accept(Announcement.from_bytes(step.blobs[dataset]),
-                                load_identity_public_key(cross.participants[dataset]), dataset)
+            announcement = Announcement.from_bytes(step.blobs[dataset])
+            if announcement.role != cross.role(dataset):
+                raise StudyRefused(f"{self.dataset}: {dataset} announced itself as {announcement.role}, the spec "
+                                   f"says {cross.role(dataset)}", RefusalCode.MALFORMED_SPEC)
+            session.keys.accept(announcement, load_identity_public_key(cross.participants[dataset]), dataset)
         release()
         if session.role != "cohort":
             return StepReply()
@@ -216,8 +219,8 @@ class CrossSectorNode:
             session.evaluator = NodeEvaluator(parts.pop("context"), params)
             blocks = [parts[f"y{i}"] for i in range(len(parts))]
             session.encrypted_y = session.evaluator.load(blocks)
-        except (KeyError, ValueError) as error:
-            raise StudyRefused(f"{self.dataset}: the encrypted outcome is unusable ({error})",
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise StudyRefused(f"{self.dataset}: the encrypted outcome is unusable ({type(error).__name__})",
                                RefusalCode.MALFORMED_SPEC) from None
         assert session.vector is not None and session.cohort is not None
         if len(blocks) != params.blocks(len(session.cohort)):
@@ -279,9 +282,8 @@ class CrossSectorNode:
                 continue
             vectors = outgoing.setdefault(holder[b], {})
             if f"{a}|cases" not in vectors:
-                products, bound = evaluator.products(encrypted_y, evaluator.encode(x[:, column[a]]))
-                vectors[f"{a}|cases"] = pack_blobs({"bound": repr(bound).encode(),
-                                                    **{str(i): p for i, p in enumerate(products)}})
+                products, _ = evaluator.products(encrypted_y, evaluator.encode(x[:, column[a]]))
+                vectors[f"{a}|cases"] = pack_blobs({str(i): p for i, p in enumerate(products)})
                 vectors[f"{a}|both"] = pack_blobs({str(i): c for i, c in enumerate(evaluator.encrypt(x[:, column[a]]))})
         for partner, vectors in outgoing.items():
             envelopes[envelope_name(partner, "pair-vectors", self.dataset)] = session.keys.seal(
@@ -307,11 +309,12 @@ class CrossSectorNode:
         for n, (a, b) in enumerate(mine):
             try:
                 cases = unpack_blobs(incoming[f"{a}|cases"])
-                bound = float(cases.pop("bound").decode())
-                products = evaluator.load([cases[str(i)] for i in range(len(cases))], noise_bound=bound)
+                # the flood must cover A's noise: its bound comes from public parameters, not from A
+                products = evaluator.load([cases[str(i)] for i in range(len(cases))],
+                                          noise_bound=evaluator.product_bound)
                 own = unpack_blobs(incoming[f"{a}|both"])
                 encrypted_a = evaluator.load([own[str(i)] for i in range(len(own))])
-            except (KeyError, ValueError) as error:
+            except (KeyError, ValueError, RuntimeError) as error:
                 raise StudyRefused(f"{self.dataset}: the partner's vectors for pair ({a}, {b}) are unusable "
                                    f"({type(error).__name__})", RefusalCode.MALFORMED_SPEC) from None
             own_b = evaluator.encode(x[:, column[b]])

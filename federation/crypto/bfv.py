@@ -356,6 +356,12 @@ class NodeEvaluator:
         bound = encrypted.noise_bound * self._times_plain * len(encrypted.blocks) + self._fresh + 1
         return self._finish(accumulated, eta, bound)
 
+    @property
+    def product_bound(self) -> float:
+        """A public bound on the noise of each block :meth:`products` returns (what the second node of a pair
+        loads them with: it computes the bound itself, never takes it from the first)."""
+        return self._fresh * self._times_plain + self._fresh
+
     def products(self, encrypted: EncryptedVector, own: EncodedVector) -> tuple[list[bytes], float]:
         """Per block enc_i · own_i, re-randomised and not summed (the first half of a pair); with the
         public bound on each block's noise, which the second node's flood must cover."""

@@ -158,7 +158,12 @@ class StudyKeys:
     def accept(self, announcement: Announcement, identity: ec.EllipticCurvePublicKey, dataset: str) -> None:
         """Trust ``dataset``'s announced key once it verifies under the identity key the signed spec lists."""
         announcement.verify(identity, self.study_id, self.spec_sha256, dataset)
-        self._peers[dataset] = X25519PublicKey.from_public_bytes(announcement.public_key)
+        key = X25519PublicKey.from_public_bytes(announcement.public_key)
+        known = self._peers.get(dataset)
+        raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        if known is not None and known.public_bytes(*raw) != key.public_bytes(*raw):
+            raise EnvelopeError(f"{dataset} announced a second, different key for study {self.study_id}")
+        self._peers[dataset] = key
 
     @property
     def peers(self) -> frozenset[str]:
