@@ -113,6 +113,7 @@ class RefusalCode(IntEnum):
     NOT_PARTICIPATING = 4301
     MALFORMED_SPEC = 4302
     NOT_SIGNED = 4303
+    ANCHOR_BACKWARDS = 4304
     NODE_FAILED = 4500
 
     @property
@@ -135,6 +136,8 @@ _MEANINGS = {
     RefusalCode.NOT_PARTICIPATING: "the study does not name this node's dataset or contract",
     RefusalCode.MALFORMED_SPEC: "the study spec is malformed or inconsistent",
     RefusalCode.NOT_SIGNED: "the study spec is not signed by the coordinator, or was altered",
+    RefusalCode.ANCHOR_BACKWARDS: "the study spec's audit anchor goes backwards: the coordinator's audit log was "
+                                  "rewritten or cut after this node saw it",
     RefusalCode.NODE_FAILED: "the node failed while computing (no data was released)",
 }
 

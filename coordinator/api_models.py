@@ -18,6 +18,7 @@ __all__ = [
     "ChainReportOut", "CostPreviewOut", "DatasetCostOut", "DatasetOut", "DecisionOut", "DecisionRequest",
     "EnrollmentOut", "EnrollmentRequest", "HealthOut", "LedgerEntryOut", "LedgerOut", "MunicipalityCapOut", "NoiseMeaning",
     "NewPrincipal", "NewPrincipalOut", "NodeOut", "PrincipalOut", "PrivacyOut", "RegisterEntryOut", "RegisterOut",
+    "RevokedPrincipalOut",
     "StudyCost", "StudyCreatedOut", "StudyDraft", "StudyOut", "StudyResultOut", "TemplateOut", "Verdict",
     "WhoAmIOut",
 ]
@@ -110,6 +111,12 @@ class NewPrincipalOut(WhoAmIOut):
 class PrincipalOut(WhoAmIOut):
     created_at: str
     revoked: bool
+
+
+class RevokedPrincipalOut(PrincipalOut):
+    """A principal just revoked: its token is answered 401 on every route from now on."""
+
+    revoked_at: str
 
 
 class Amount(BaseModel):

@@ -1,13 +1,21 @@
-"""The coordinator's FastAPI application: routers, one error translation, the run watcher's lifetime."""
+"""The coordinator's FastAPI application: routers, one error translation, the run watcher's lifetime.
+
+Every error answer, whoever raises it — our services (:class:`TillitError`), request validation,
+Starlette's router (an unknown route, a method a route does not take), the body limit, an unexpected
+exception — is ``{"error": code, "detail": one line}`` and is built here, nowhere else.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import TillitError
 from coordinator.routes import admin, audit, budgets, nodes, public, studies
@@ -15,7 +23,58 @@ from coordinator.runner import Watcher, recover_interrupted_launches
 from coordinator.state import Coordinator
 
 
-__all__ = ["create_app"]
+__all__ = ["MAX_BODY_BYTES", "create_app"]
+
+#: the largest request body the coordinator reads (a study draft is a few KiB); larger ones are answered 413
+MAX_BODY_BYTES = 1024 * 1024
+
+#: codes (and, in place of Starlette's bare reason phrases, details) of the errors the framework raises itself
+_FRAMEWORK_ERRORS = {
+    400: ("invalid_request", "the request body cannot be read"),
+    404: ("not_found", "no such endpoint (the API is described at /docs)"),
+    405: ("method_not_allowed", "this endpoint does not take that method"),
+    413: ("request_too_large", f"the request body is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB"),
+}
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _error(status: int, code: str, detail: str, headers: Mapping[str, str] | None = None,
+           body: Mapping[str, object] | None = None) -> JSONResponse:
+    return JSONResponse({**(body or {}), "error": code, "detail": _one_line(detail)}, status_code=status,
+                        headers=headers)
+
+
+class _BodyLimit:
+    """Answer 413 to a request body larger than ``limit``: by its Content-Length before anything reads it,
+    or, for a body without one, as soon as the bytes received pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _error(413, *_FRAMEWORK_ERRORS[413])(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413)  # FastAPI passes an HTTPException from reading the body through
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def create_app(coordinator: Coordinator, watch: bool = True) -> FastAPI:
@@ -38,7 +97,7 @@ def create_app(coordinator: Coordinator, watch: bool = True) -> FastAPI:
     @app.exception_handler(TillitError)
     async def _expected(request: Request, error: TillitError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
-        return JSONResponse(error.to_json(), status_code=error.http_status, headers=headers)
+        return _error(error.http_status, error.code, error.message, headers, body=error.to_json())
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -46,7 +105,20 @@ def create_app(coordinator: Coordinator, watch: bool = True) -> FastAPI:
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ())) or "request"
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return JSONResponse({"error": "invalid_request", "detail": f"{where}: {first.get('msg')}{more}"},
-                            status_code=422)
+        return _error(422, "invalid_request", f"{where}: {first.get('msg')}{more}")
 
+    @app.exception_handler(HTTPException)
+    async def _framework(request: Request, error: HTTPException) -> JSONResponse:
+        code, detail = _FRAMEWORK_ERRORS.get(error.status_code, ("http_error", ""))
+        said = str(error.detail)
+        if said and said != HTTPStatus(error.status_code).phrase and error.status_code != 400:
+            detail = said  # a detail someone wrote, not the bare reason phrase
+        return _error(error.status_code, code, detail or HTTPStatus(error.status_code).phrase, error.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # a bug: the answer says nothing about it; the server's log has the traceback
+        return _error(500, "internal_error", "the coordinator failed unexpectedly; its log has the details")
+
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     return app

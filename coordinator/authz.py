@@ -11,15 +11,18 @@ route does commits together, before the answer is sent, or not at all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from common.errors import Forbidden
+from coordinator.api_models import DATASET_ID
 from coordinator.models import Study
 from coordinator.principals import Identity, Role, authenticate
 from coordinator.state import Coordinator
@@ -45,6 +48,7 @@ POLICY: dict[str, Policy] = {
     "whoami": Policy(("admin", "privacy_officer", "analyst", "node")),
     "create_principal": Policy(("admin",)),
     "list_principals": Policy(("admin",)),
+    "revoke_principal": Policy(("admin",)),
     "enroll_node": Policy(("node",), "dataset_path"),
     "list_nodes": Policy(("admin", "privacy_officer")),
     "report_validation": Policy(("node",), "dataset_path"),
@@ -111,7 +115,13 @@ def authorize(request: Request, session: SessionDep,
 
 def _scoped_datasets(params: dict[str, str], session: Session, scope: Scope) -> set[str] | None:
     if scope == "dataset_path":
-        return {f"{params['municipality']}/{params['sector']}"}
+        dataset = f"{params['municipality']}/{params['sector']}"
+        if not re.fullmatch(DATASET_ID, dataset):
+            # authorization runs before the route's own parameter checks: answer their 422 here rather than a
+            # refusal that would repeat a malformed (NUL, CRLF, 15,000-character) name back
+            raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("path", "dataset"),
+                                           "msg": f"String should match pattern '{DATASET_ID}'"}])
+        return {dataset}
     study = session.get(Study, params["study_id"])
     if study is None:
         return None            # the route answers 404

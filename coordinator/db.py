@@ -15,7 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.errors import UsageError
@@ -41,6 +41,9 @@ class Database:
                 command.upgrade(config, "head")
         except OperationalError as error:
             raise UsageError(f"cannot reach or migrate the database: {str(error.orig).splitlines()[0]}") from None
+        except IntegrityError as error:   # rows a newer revision's constraints refuse, e.g. a negative charge
+            raise UsageError(f"the database holds rows the schema now refuses ({str(error.orig).splitlines()[0]}); "
+                             "run 'tillit audit verify' to see what was changed") from None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

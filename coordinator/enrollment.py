@@ -20,7 +20,7 @@ from coordinator.principals import Identity
 if TYPE_CHECKING:
     from coordinator.state import Coordinator
 
-__all__ = ["dataset_json", "enroll", "record_verdict"]
+__all__ = ["dataset_json", "enroll", "key_fingerprint", "record_verdict"]
 
 
 def enroll(coordinator: Coordinator, session: Session, node: Identity, dataset_id: str,
@@ -49,7 +49,7 @@ def enroll(coordinator: Coordinator, session: Session, node: Identity, dataset_i
     else:
         dataset.contract_version = contract.version
     audit.append(session, coordinator.signer, node.name, "node.enrolled", dataset_id,
-                 {"contract": contract.label, "public_key_sha256": _fingerprint(body.public_key)})
+                 {"contract": contract.label, "public_key_sha256": key_fingerprint(body.public_key)})
     return {"dataset": dataset_id, "contract": contract.label, "enrolled": True}
 
 
@@ -76,5 +76,6 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
             "validated_at": dataset.verdict_at}
 
 
-def _fingerprint(public_key: str) -> str:
+def key_fingerprint(public_key: str) -> str:
+    """How the audit log names an enrolled key (``tillit audit verify`` compares the nodes table with it)."""
     return hashlib.sha256(public_key.encode()).hexdigest()

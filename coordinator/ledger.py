@@ -3,7 +3,9 @@
 A study is charged on every dataset it touches, all or nothing, before its spec is signed — so
 before any node can release anything. Charges are idempotent per (study, dataset, period) and
 never refunded. Concurrent charges are serialised: the dataset rows (and municipality) are locked
-in a fixed order, then the sums are read and checked.
+in a fixed order, then the sums are read and checked. Every budget, cap and charge is an audit entry that
+carries its whole row (``rho_units`` is the cap or the charge in 1e-9 ρ), so the chain alone gives the
+balances ``tillit audit verify`` compares the tables with.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def set_budget(coordinator: Coordinator, session: Session, actor: str, dataset: 
     session.add(Budget(dataset=dataset, period=period, cap_units=cap.units, delta=delta, set_by=actor,
                        set_at=now()))
     audit.append(session, coordinator.signer, actor, "budget.set", f"{dataset}@{period}",
-                 {"rho_units": cap.units, "delta": delta})
+                 {"dataset": dataset, "period": period, "rho_units": cap.units, "delta": delta})
     found = balance(session, dataset, period)
     assert found is not None
     return found
@@ -47,7 +49,7 @@ def set_municipality_cap(coordinator: Coordinator, session: Session, actor: str,
     session.add(MunicipalityCap(municipality=municipality, period=period, cap_units=cap.units, delta=delta,
                                 set_by=actor, set_at=now()))
     audit.append(session, coordinator.signer, actor, "cap.set", f"{municipality}@{period}",
-                 {"rho_units": cap.units, "delta": delta})
+                 {"municipality": municipality, "period": period, "rho_units": cap.units, "delta": delta})
     found = municipality_balance(session, municipality, period)
     assert found is not None
     return found
@@ -132,5 +134,5 @@ def charge(coordinator: Coordinator, session: Session, actor: str, study_id: str
     for dataset, cost in sorted(costs.items()):
         session.add(LedgerEntry(dataset=dataset, period=period, study_id=study_id, units=cost.units, created_at=at))
         audit.append(session, coordinator.signer, actor, "ledger.charge", f"{dataset}@{period}",
-                     {"study_id": study_id, "rho_units": cost.units})
+                     {"dataset": dataset, "period": period, "study_id": study_id, "rho_units": cost.units})
     return True

@@ -5,8 +5,8 @@
        └──reject──▶ rejected               └─launch failed───┘                        └──▶ failed
 
 Every transition goes through :func:`move`, which refuses a move the table does not allow, stamps
-the study's dates and writes the audit entry in the same transaction. Nothing else assigns
-``Study.status``.
+the study's dates and writes the audit entry — carrying the new ``status``, so the chain alone says what
+each study's status is — in the same transaction. Nothing else assigns ``Study.status``.
 """
 
 from __future__ import annotations
@@ -67,4 +67,4 @@ def move(session: Session, signer: SigningKey, study: Study, to: StudyStatus, ac
     stamp = _STAMPS.get(to)
     if stamp is not None:
         setattr(study, stamp, at or now())
-    audit.append(session, signer, actor, action, study.id, payload)
+    audit.append(session, signer, actor, action, study.id, {**(payload or {}), "status": to.value})

@@ -8,6 +8,7 @@ and the charge, made before the spec was signed, is neither lost nor repeated.
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 from typing import TYPE_CHECKING, Any
@@ -51,7 +52,8 @@ def launch(coordinator: Coordinator, session: Session, analyst: Identity, study_
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(spec.model_dump_json(indent=1), encoding="utf-8")
     try:
-        run_id = submit_run(target, path, contracts_dirs=coordinator.settings.contracts_dirs)
+        run_id = submit_run(target, path, contracts_dirs=coordinator.settings.contracts_dirs,
+                            round_seconds=coordinator.settings.round_seconds)
     except TillitError as error:
         study = get_study(session, study_id, lock=True)
         move(session, coordinator.signer, study, StudyStatus.APPROVED, "coordinator", "study.launch_failed",
@@ -72,27 +74,53 @@ def recover_interrupted_launches(coordinator: Coordinator) -> None:
             move(session, coordinator.signer, study, StudyStatus.APPROVED, "coordinator", "study.launch_interrupted")
 
 
-def watch_once(coordinator: Coordinator) -> int:
-    """Look at every running study once; returns how many finished."""
-    results_dir = coordinator.settings.run_results_dir
+def watch_once(coordinator: Coordinator, at: datetime.datetime | None = None) -> int:
+    """Look at every running study once; returns how many finished (released, failed, or past the deadline)."""
+    settings = coordinator.settings
+    at = at or datetime.datetime.now(datetime.timezone.utc)
     with coordinator.db.transaction() as session:
         running = [(s.id, s.run_id) for s in session.execute(
             select(Study).where(Study.status == StudyStatus.RUNNING)).scalars()]
     finished = 0
     for study_id, run_id in running:
         assert run_id is not None
-        progress = read_json(progress_path(results_dir, int(run_id)))
-        result = read_json(result_path(results_dir, int(run_id)))
+        progress = read_json(progress_path(settings.run_results_dir, int(run_id)))
+        result = read_json(result_path(settings.run_results_dir, int(run_id)))
         with coordinator.db.transaction() as session:
             study = get_study(session, study_id, lock=True)
             if study.status != StudyStatus.RUNNING:
                 continue
-            if progress is not None:
-                study.progress = json.dumps(progress)
+            launched = datetime.datetime.fromisoformat(study.launched_at or study.created_at)
+            seen = _note_progress(study, progress, at) or launched
+            if result is None and (at - launched).total_seconds() > settings.run_deadline_seconds:
+                result = {"status": "failed", "error": {
+                    "code": "deadline", "detail": f"no result {settings.run_deadline_seconds:.0f} s after the launch; "
+                                                  "the charges made at approval stay"}}
+            elif result is None and (at - seen).total_seconds() > settings.round_seconds + STALL_GRACE_SECONDS:
+                # every exchange of a live run ends within round_seconds and moves its progress on
+                result = {"status": "failed", "error": {
+                    "code": "stalled", "detail": f"the run made no progress for {(at - seen).total_seconds():.0f} s "
+                                                 "(its ServerApp or SuperLink is gone); the charges made at approval "
+                                                 "stay"}}
             if result is not None:
                 _finish(coordinator, session, study, result)
                 finished += 1
     return finished
+
+
+#: beyond the round deadline, how long a run may show no progress before the watcher gives it up
+STALL_GRACE_SECONDS = 60.0
+
+
+def _note_progress(study: Study, progress: dict[str, Any] | None, at: datetime.datetime) -> datetime.datetime | None:
+    """Store the run's progress; when it last changed, on the coordinator's clock (None: no progress yet)."""
+    before = json.loads(study.progress) if study.progress else None
+    if progress is None:
+        return datetime.datetime.fromisoformat(before["seen_at"]) if before and "seen_at" in before else None
+    changed = before is None or {k: v for k, v in before.items() if k != "seen_at"} != progress
+    seen = at if changed or before is None or "seen_at" not in before else datetime.datetime.fromisoformat(before["seen_at"])
+    study.progress = json.dumps({**progress, "seen_at": seen.isoformat()})
+    return seen
 
 
 def _finish(coordinator: Coordinator, session: Session, study: Study, result: dict[str, Any]) -> None:
@@ -110,7 +138,7 @@ def _finish(coordinator: Coordinator, session: Session, study: Study, result: di
              {"run_id": study.run_id, "result_sha256": _sha(json.dumps(result, sort_keys=True))})
     else:
         error = result.get("error", {"code": result.get("status", "failed"), "detail": ""})
-        study.error = json.dumps({**error, "refusals": result.get("refusals", [])})
+        study.error = json.dumps({**error, "refusals": result.get("refusals", []), "lost": result.get("lost", [])})
         move(session, coordinator.signer, study, StudyStatus.FAILED, "coordinator", "study.failed",
              {"run_id": study.run_id, "code": error.get("code")})
 

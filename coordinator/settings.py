@@ -1,8 +1,9 @@
 """The coordinator's settings, parsed once at the edge: CLI options, else ``TILLIT_COORDINATOR_<FIELD>``.
 
 Every field can come from the environment (``TILLIT_COORDINATOR_DATABASE_URL``,
-``TILLIT_COORDINATOR_SUPERLINK``, ``TILLIT_COORDINATOR_ROOT_CERTIFICATES``, ...; directories of
-contracts as a path list in ``TILLIT_COORDINATOR_CONTRACTS_DIRS``); an option on the command line wins.
+``TILLIT_COORDINATOR_SUPERLINK``, ``TILLIT_COORDINATOR_ROOT_CERTIFICATES``, ``TILLIT_COORDINATOR_SIGNING_KEY``,
+...; directories of contracts as a path list in ``TILLIT_COORDINATOR_CONTRACTS_DIRS``); an option on the command
+line wins.
 The caller passes the environment in: nothing below this function reads ``os.environ``.
 """
 
@@ -16,7 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from common.errors import UsageError, describe_validation_error
 
-__all__ = ["ENV_PREFIX", "CoordinatorSettings", "parse_settings"]
+__all__ = ["ENV_PREFIX", "CoordinatorSettings", "default_signing_key", "parse_settings"]
+
+
+def default_signing_key(state_dir: Path) -> Path:
+    """Where the study-signing key lives unless ``signing_key`` says otherwise (its public half beside it, ``.pub``)."""
+    return state_dir / "keys" / "study-signing.key"
 
 
 class CoordinatorSettings(BaseModel):
@@ -38,6 +44,14 @@ class CoordinatorSettings(BaseModel):
     contracts_dirs: tuple[Path, ...] = ()
     #: seconds between looks at running studies' results
     watch_seconds: float = Field(default=0.5, gt=0, le=60)
+    #: the study-signing key (Ed25519, PEM); made on first start if missing. Keep it outside the state directory
+    #: (and its public half with whoever verifies the audit log) so that write access to the database and the
+    #: state directory is not enough to re-sign a rewritten audit chain
+    signing_key: Path | None = None
+    #: how long a node may take to answer any one message of a run before it counts as lost
+    round_seconds: float = Field(default=300.0, gt=0, le=86400)
+    #: a study still without a result this long after its launch is marked failed (its charges stay)
+    run_deadline_seconds: float = Field(default=6 * 3600.0, gt=0, le=30 * 86400)
 
     @field_validator("superlink")
     @classmethod
@@ -54,7 +68,7 @@ class CoordinatorSettings(BaseModel):
 
     @property
     def signing_key_path(self) -> Path:
-        return self.state_dir / "keys" / "study-signing.key"
+        return self.signing_key or default_signing_key(self.state_dir)
 
     @property
     def admin_token_path(self) -> Path:

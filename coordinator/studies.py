@@ -91,7 +91,8 @@ def create_study(coordinator: Coordinator, session: Session, analyst: Identity, 
     session.add(study)
     audit.append(session, coordinator.signer, analyst.name, "study.created", draft.id,
                  {"template": draft.template, "datasets": list(spec.datasets), "period": draft.period,
-                  "epsilon": eps, "delta": spec.privacy.delta, "spec_sha256": spec_sha256(spec)})
+                  "epsilon": eps, "delta": spec.privacy.delta, "spec_sha256": spec_sha256(spec),
+                  "cost": {d: c.units for d, c in sorted(costs.items())}, "status": StudyStatus.PENDING.value})
     return {**study_json(session, study), "preview": _cost_json(session, spec, plan)}
 
 
@@ -130,11 +131,15 @@ def decide(coordinator: Coordinator, session: Session, officer: Identity, study_
     elif decided | set(todo) >= set(spec.datasets):
         costs = {d: PrivacyLoss(u) for d, u in json.loads(study.cost).items()}
         charge(coordinator, session, officer.name, study_id, study.period, costs)
-        signed = sign_spec(_with_participants(session, spec), coordinator.signer)
+        # the chain's position right after the charge, signed into the spec: every node records it and refuses a
+        # later spec whose anchor goes backwards (nodes.ledger.NodeLedger.record_anchor)
+        anchor = audit.anchor(session)
+        signed = sign_spec(_with_participants(session, spec).model_copy(update={"audit_anchor": anchor}),
+                           coordinator.signer)
         study.spec = signed.model_dump_json()
         move(session, coordinator.signer, study, StudyStatus.APPROVED, officer.name, "study.approved", payload, at)
         audit.append(session, coordinator.signer, "coordinator", "study.signed", study_id,
-                     {"spec_sha256": spec_sha256(signed)})
+                     {"spec_sha256": spec_sha256(signed), "audit_anchor": {"seq": anchor.seq, "hash": anchor.hash}})
     else:   # other datasets' officers have yet to decide
         audit.append(session, coordinator.signer, officer.name, "study.approved", study_id, payload)
     return study_json(session, study)

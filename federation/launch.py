@@ -63,9 +63,9 @@ def flwr(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) 
 
 
 def submit_run(target: LaunchTarget, spec_path: Path, poll_seconds: float = DEFAULT_POLL_SECONDS,
-               contracts_dirs: tuple[Path, ...] = ()) -> int:
+               contracts_dirs: tuple[Path, ...] = (), round_seconds: float = 300.0) -> int:
     config = RunConfig(spec=spec_path, results_dir=target.results_dir, contracts_dirs=contracts_dirs,
-                       poll_seconds=poll_seconds)
+                       poll_seconds=poll_seconds, round_seconds=round_seconds)
     out = flwr(["run", str(APP_DIR), CONNECTION, "--run-config", config.flwr_argument(), "--format", "json"],
                target.env, target.workdir)
     return run_id_from_output(out)

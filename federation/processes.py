@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common.errors import ProcessFailed
 
-__all__ = ["FlowerProcess", "flower_env", "free_port", "wait_for_port"]
+__all__ = ["FlowerProcess", "flower_env", "free_port", "run_foreground", "wait_for_port"]
 
 
 def free_port() -> int:
@@ -143,3 +143,15 @@ def _terminate(pid: int, timeout: float) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def run_foreground(command: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
+    """Run a Flower process in the foreground (its output on ours) until it exits; if we are stopped first
+    (a signal raised in this thread, an error), stop it and its children by PID before passing that on."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+    handle = FlowerProcess(Path(command[0]).name, process, Path(os.devnull))
+    try:
+        return process.wait()
+    finally:
+        if process.poll() is None:
+            handle.stop()

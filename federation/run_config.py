@@ -33,12 +33,15 @@ class RunConfig(BaseModel):
     #: how long the ServerApp waits for the study's nodes to connect
     wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     poll_seconds: float = Field(default=DEFAULT_POLL_SECONDS, gt=0, le=10)
+    #: how long the ServerApp waits for a node's reply to any one message before the node counts as lost
+    round_seconds: float = Field(default=300.0, gt=0, le=86400)
 
     def flwr_argument(self) -> str:
         """The value of ``flwr run --run-config``: every field, strings quoted as TOML basic strings."""
         values = {"spec": str(self.spec.resolve()), "results-dir": str(self.results_dir.resolve()),
                   "contracts-dirs": ",".join(str(d.resolve()) for d in self.contracts_dirs),
-                  "wait-seconds": self.wait_seconds, "poll-seconds": self.poll_seconds}
+                  "wait-seconds": self.wait_seconds, "poll-seconds": self.poll_seconds,
+                  "round-seconds": self.round_seconds}
         return " ".join(f"{key}={json.dumps(value)}" for key, value in values.items())
 
     @classmethod
@@ -49,7 +52,8 @@ class RunConfig(BaseModel):
             return cls(spec=Path(str(run_config["spec"])), results_dir=Path(str(run_config["results-dir"])),
                        contracts_dirs=tuple(Path(d) for d in dirs.split(",") if d),
                        wait_seconds=float(str(run_config.get("wait-seconds", 60.0))),
-                       poll_seconds=float(str(run_config.get("poll-seconds", DEFAULT_POLL_SECONDS))))
+                       poll_seconds=float(str(run_config.get("poll-seconds", DEFAULT_POLL_SECONDS))),
+                       round_seconds=float(str(run_config.get("round-seconds", 300.0))))
         except KeyError as missing:
             raise UsageError(f"run config: {missing.args[0]} is missing") from None
         except ValueError as error:

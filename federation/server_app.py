@@ -69,6 +69,7 @@ def main(grid: Grid, context: Context) -> None:
                                                           "at": time.time()}, "progress.json")
 
     link = _Link(grid, config.poll_seconds, progress)
+    link.deadline = config.round_seconds
     base: dict[str, Any] = {"study_id": spec.study_id, "run_id": context.run_id, "task": spec.task,
                             "template": spec.task, "datasets": list(spec.datasets),
                             "contract": catalog.get(spec.contract).label if spec.contract else None,
@@ -82,7 +83,7 @@ def main(grid: Grid, context: Context) -> None:
             outputs, rounds = _run_table(link, spec, plan, nodes)
         else:
             outputs, rounds = _run_model(link, spec, plan, nodes)
-        result = {**base, "status": "completed", "outputs": outputs,
+        result = {**base, "status": "completed", "outputs": outputs, "dropped": link.dropped,
                   "rounds": rounds, "seconds": round(time.perf_counter() - started, 3)}
     except StudyFailed as failure:
         result = {**base, "status": failure.status, **failure.detail,
@@ -97,6 +98,9 @@ def main(grid: Grid, context: Context) -> None:
                                                                "see server_error.log beside the result"}}
     write_result(config.results_dir, context.run_id, result)
 
+
+#: Flower's error replies for a node that is gone (the SuperLink answers for it) and for a crashed ClientApp
+_LOST = frozenset({3, 4, 5, 8})
 
 #: replies to a training round are not looked for before this share of the previous round's time
 _QUIET_SHARE = 0.6
@@ -132,28 +136,67 @@ class _Link:
         self.clock: _Clock = clock or _WallClock()
         #: cross-sector studies: each node's signed key announcement, from its prepare reply
         self.announcements: dict[str, bytes] = {}
+        #: how long any exchange may wait for a node's reply
+        self.deadline = 300.0
+        #: datasets dropped under the study's quorum: which, in which phase, why
+        self.dropped: list[dict[str, Any]] = []
 
-    def exchange(self, messages: list[Message], timeout: float = 600.0,
-                 expect: float = 0.0) -> tuple[list[Message], dict[str, float]]:
+    def collect(self, messages: list[Message], timeout: float | None = None,
+                expect: float = 0.0) -> tuple[dict[str, Message], list[str], dict[str, float]]:
+        """Push ``messages``; their replies by the id of the message each answers (Flower's own error replies
+        for a lost node come from the SuperLink, not the node), and the pushed messages' ids in order."""
         sent = sum(_bytes(m) for m in messages)
         started = self.clock.now()
-        ids = set(self.grid.push_messages(messages))
+        pushed = list(self.grid.push_messages(messages))
+        ids = set(pushed)
         quiet = _QUIET_SHARE * expect - (self.clock.now() - started)
         if quiet > 0:
             self.clock.sleep(quiet)
-        replies: list[Message] = []
-        deadline = started + timeout
+        replies: dict[str, Message] = {}
+        deadline = started + (self.deadline if timeout is None else timeout)
         while ids and self.clock.now() < deadline:
-            got = list(self.grid.pull_messages(ids))
-            replies += got
-            ids -= {m.metadata.reply_to_message_id for m in got}
+            for reply in self.grid.pull_messages(ids):
+                replies[reply.metadata.reply_to_message_id] = reply
+            ids -= set(replies)
             if ids:   # a long wait (a first validation) polls less often
-                self.clock.sleep(poll_interval(self.clock.now() - started, self.poll))
-        if ids:
-            raise StudyFailed("failed", {"error": {"code": "timeout", "detail": f"{len(ids)} node(s) did not reply"}})
-        received = sum(_bytes(m) for m in replies)
-        return replies, {"seconds": round(self.clock.now() - started, 4), "bytes_sent": sent,
-                         "bytes_received": received}
+                self.clock.sleep(min(poll_interval(self.clock.now() - started, self.poll),
+                                     max(deadline - self.clock.now(), 0.0)))
+        received = sum(_bytes(m) for m in replies.values())
+        return replies, pushed, {
+            "seconds": round(self.clock.now() - started, 4), "bytes_sent": sent, "bytes_received": received}
+
+    def ask(self, requests: dict[str, tuple[int, RecordDict]], phase: str, expect: float = 0.0,
+            quorum: int | None = None) -> tuple[dict[str, Message], dict[str, float]]:
+        """Send each dataset's node its request; each dataset's reply. A node that refuses fails the study; one
+        that is lost (no reply within the deadline, or Flower reports it unavailable) is dropped while at least
+        ``quorum`` datasets remain, else the study fails — naming the datasets either way."""
+        datasets = list(requests)
+        messages = [_message(content, node) for node, content in requests.values()]
+        replies, ids, stats = self.collect(messages, expect=expect)
+        answered: dict[str, Message] = {}
+        lost: dict[str, str] = {}
+        refused: list[dict[str, Any]] = []
+        for dataset, message_id in zip(datasets, ids):
+            reply = replies.get(message_id)
+            if reply is None:
+                lost[dataset] = f"no reply within {self.deadline:.0f} s"
+            elif reply.has_error() and reply.error.code in _LOST:
+                lost[dataset] = f"unavailable ({(reply.error.reason or '')[:120]})"
+            elif reply.has_error():
+                refused.append({"dataset": dataset, "code": reply.error.code,
+                                "meaning": RefusalCode.describe(reply.error.code), "detail": reply.error.reason})
+            else:
+                answered[dataset] = reply
+        if refused:
+            raise StudyFailed("failed", {"refusals": refused, "error": {
+                "code": "node_error", "detail": "; ".join(str(r["detail"]) for r in refused)}})
+        for dataset, why in lost.items():
+            self.dropped.append({"dataset": dataset, "phase": phase, "reason": why})
+        if lost and (quorum is None or len(answered) < quorum):
+            raise StudyFailed("failed", {"lost": self.dropped, "error": {
+                "code": "node_lost", "detail": f"{phase}: " + "; ".join(f"{d}: {why}" for d, why in lost.items())
+                + ("" if quorum is None else f" (quorum {quorum} not met)")}})
+        return answered, stats
 
 
 def _message(content: RecordDict, node_id: int) -> Message:
@@ -185,12 +228,12 @@ class _FlowerRelay:
         self.rounds: list[dict[str, Any]] = []
 
     def exchange(self, steps: dict[str, Step]) -> dict[str, StepReply]:
-        messages = [_message(pack_request(step.op, self.spec_json, blobs=step.blobs,
-                                          values={VALUE_PREFIX + k: v for k, v in step.values.items()}),
-                             self.nodes[dataset]) for dataset, step in steps.items()]
-        replies, stats = self.link.exchange(messages)
-        by_dataset = _replies_by_dataset(replies, {d: self.nodes[d] for d in steps})
-        self.rounds.append({"step": next(iter(steps.values())).op, **stats})
+        requests = {dataset: (self.nodes[dataset], pack_request(
+            step.op, self.spec_json, blobs=step.blobs, values={VALUE_PREFIX + k: v for k, v in step.values.items()}))
+            for dataset, step in steps.items()}
+        op = next(iter(steps.values())).op
+        by_dataset, stats = self.link.ask(requests, op)   # every role is needed: a lost node fails the study
+        self.rounds.append({"step": op, **stats})
         out = {}
         for dataset, reply in by_dataset.items():
             values, arrays, blobs = read_all(reply.content)
@@ -210,10 +253,12 @@ def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
     spec_json = spec.model_dump_json()
     messages = [_message(pack_request(OP_PREPARE, spec_json), n) for n in node_ids]
     link.progress("prepare", 0, len(spec.datasets))
-    replies, _ = link.exchange(messages)
+    replies, _, _ = link.collect(messages)   # a node that does not answer here is a node the study lacks
     mapping: dict[str, int] = {}
     refusals = []
-    for reply in replies:
+    for reply in replies.values():
+        if reply.has_error() and reply.error.code in _LOST:
+            continue
         if reply.has_error():
             error = reply.error
             if error.code == RefusalCode.NOT_PARTICIPATING:      # not part of this study: not a refusal
@@ -232,27 +277,18 @@ def _prepare(link: _Link, spec: StudySpec, wait: float) -> dict[str, int]:
     missing = sorted(set(spec.datasets) - set(mapping))
     if missing:
         raise StudyFailed("failed", {"error": {"code": "nodes_missing",
-                                               "detail": f"no connected node holds {', '.join(missing)}"}})
+                                               "detail": f"no connected node holds {', '.join(missing)}, or it "
+                                                         f"did not answer within {link.deadline:.0f} s"}})
     return mapping
-
-
-def _replies_by_dataset(replies: Iterable[Message], nodes: dict[str, int]) -> dict[str, Message]:
-    by_node = {reply.metadata.src_node_id: reply for reply in replies}
-    failures = [{"dataset": ds, "code": by_node[n].error.code, "detail": by_node[n].error.reason}
-                for ds, n in nodes.items() if by_node[n].has_error()]
-    if failures:
-        raise StudyFailed("failed", {"refusals": failures,
-                                     "error": {"code": "node_error", "detail": "; ".join(str(f["detail"]) for f in failures)}})
-    return {ds: by_node[n] for ds, n in nodes.items()}
 
 
 def _run_table(link: _Link, spec: StudySpec, plan: StudyPlan,
                nodes: dict[str, int]) -> tuple[dict[str, Any], list[dict[str, float]]]:
     spec_json = spec.model_dump_json()
-    messages = [_message(pack_request(OP_TABLE, spec_json), n) for n in nodes.values()]
     link.progress("compute", 0, 1)
-    replies, stats = link.exchange(messages)
-    counts = {ds: read_array(m.content, "counts") for ds, m in _replies_by_dataset(replies, nodes).items()}
+    answered, stats = link.ask({d: (n, pack_request(OP_TABLE, spec_json)) for d, n in nodes.items()}, "compute",
+                               quorum=spec.quorum)
+    counts = {ds: read_array(m.content, "counts") for ds, m in answered.items()}
     assert plan.table is not None
     return table_outputs(spec, plan, counts), [stats]
 
@@ -266,13 +302,15 @@ def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
     spec_json = spec.model_dump_json()
     for round_ in range(1, spec.model.rounds + 1):
         link.progress("compute", round_ - 1, spec.model.rounds)
-        messages = [_message(pack_request(OP_TRAIN, spec_json, round_, params), n) for n in nodes.values()]
+        requests = {d: (n, pack_request(OP_TRAIN, spec_json, round_, params)) for d, n in nodes.items()}
         # round 1 also encodes each node's data; from round 3 on, the round before is a fair guide
-        replies, stats = link.exchange(messages, expect=rounds[-1]["seconds"] if round_ >= 3 else 0.0)
-        by_dataset = _replies_by_dataset(replies, nodes)
+        by_dataset, stats = link.ask(requests, f"round {round_}", expect=rounds[-1]["seconds"] if round_ >= 3 else 0.0,
+                                     quorum=spec.quorum)
+        nodes = {d: n for d, n in nodes.items() if d in by_dataset}   # a dropped node is not asked again
         if round_ == 1:
             # weights are the nodes' noisy resident counts, released once with round 1
             weights = {ds: max(float(read_value(m.content, "noisy_count")), 1.0) for ds, m in by_dataset.items()}
+        weights = {ds: w for ds, w in weights.items() if ds in by_dataset}
         total = sum(weights.values())
         params = np.sum([weights[ds] / total * read_array(m.content, "params") for ds, m in by_dataset.items()],
                         axis=0)
@@ -280,13 +318,11 @@ def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
     outputs = model_outputs(spec, plan, np.asarray(params), weights)
     if plan.model.evaluation is not None:
         link.progress("evaluate", spec.model.rounds, spec.model.rounds)
-        messages = [_message(pack_request(OP_EVALUATE, spec_json, spec.model.rounds + 1, params), n)
-                    for n in nodes.values()]
-        replies, stats = link.exchange(messages)
-        by_dataset = _replies_by_dataset(replies, nodes)
+        requests = {d: (n, pack_request(OP_EVALUATE, spec_json, spec.model.rounds + 1, params)) for d, n in nodes.items()}
+        by_dataset, stats = link.ask(requests, "evaluation", quorum=spec.quorum)
         histogram = np.sum([read_array(m.content, "histogram") for m in by_dataset.values()], axis=0)
         fisher = np.sum([read_array(m.content, "fisher") for m in by_dataset.values()], axis=0)
-        outputs.update(evaluation_outputs(spec, plan, np.asarray(params), histogram, fisher, sum(weights.values()),
-                                          len(nodes)))
+        outputs.update(evaluation_outputs(spec, plan, np.asarray(params), histogram, fisher,
+                                          sum(w for d, w in weights.items() if d in by_dataset), len(by_dataset)))
         rounds.append({"round": spec.model.rounds + 1, "evaluation": True, **stats})
     return outputs, rounds

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from common.errors import UsageError, describe_validation_error
 
-__all__ = ["CohortSpec", "CrossSectorSpec", "FactorSource", "HomomorphicSpec", "ModelSpec", "MovesSpec", "OutcomeSpec",
-           "PairsSpec",
+__all__ = ["AuditAnchor", "CohortSpec", "CrossSectorSpec", "FactorSource", "HomomorphicSpec", "ModelSpec", "MovesSpec",
+           "OutcomeSpec", "PairsSpec",
            "PrivacySpec", "StudySpec", "TableSpec", "TransitionSpec", "load_spec", "parse_spec"]
 
 DATASET_ID = r"^[a-z0-9_-]{1,48}/[a-z0-9_]{1,48}$"
@@ -190,6 +190,28 @@ class CrossSectorSpec(BaseModel):
         return next(f.contract for f in self.factors if f.dataset == dataset)
 
 
+class AuditAnchor(BaseModel):
+    """Where the coordinator's audit chain stood right after this study's charge: the entry's sequence number,
+    hash and time. Signed with the spec, so every node learns a point of the chain that a later rewrite or cut
+    of the log cannot move without the node noticing (see ``nodes.ledger.NodeLedger.record_anchor``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seq: int = Field(ge=1)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    at: dt.datetime
+
+    @model_validator(mode="after")
+    def _aware(self) -> AuditAnchor:
+        if self.at.tzinfo is None:
+            raise ValueError("an audit anchor's time carries its time zone")
+        return self
+
+
+#: optional StudySpec fields that specs signed by earlier versions do not have (see ``canonical_json``)
+_ADDED_LATER = ("cross_sector", "quorum", "audit_anchor")
+
+
 class StudySpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -204,8 +226,14 @@ class StudySpec(BaseModel):
     table: TableSpec | None = None
     model: ModelSpec | None = None
     cross_sector: CrossSectorSpec | None = None
+    #: horizontal studies: how many datasets must still answer for the study to go on when a node is lost
+    #: (None: every one); a dropped dataset stays charged and is named in the result
+    quorum: int | None = Field(default=None, ge=1)
     #: the data period the budgets are charged for (e.g. "2024"); informational for nodes
     period: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    #: the audit chain's position right after the charge (set by the coordinator before it signs; absent in a
+    #: spec run without a coordinator)
+    audit_anchor: AuditAnchor | None = None
     #: the coordinator's Ed25519 signature over :meth:`canonical_json`; nodes refuse specs without it
     signature: str | None = None
 
@@ -224,6 +252,8 @@ class StudySpec(BaseModel):
             raise ValueError(f"a {self.task} study names its 'contract' and has no 'cross_sector' section")
         if len(set(self.datasets)) != len(self.datasets):
             raise ValueError("a dataset is named twice")
+        if self.quorum is not None and (self.quorum > len(self.datasets) or self.cross_sector is not None):
+            raise ValueError("quorum must be at most the number of datasets, and a cross-sector study has none")
         return self
 
     def contract_of(self, dataset: str) -> str:
@@ -234,8 +264,10 @@ class StudySpec(BaseModel):
         return self.contract
 
     def canonical_json(self) -> str:
-        """The spec as signed and hashed: sorted keys, no signature, no whitespace."""
-        return json.dumps(self.model_dump(mode="json", exclude={"signature"}), sort_keys=True, separators=(",", ":"))
+        """The spec as signed and hashed: sorted keys, no signature, no whitespace. Fields added after specs were
+        first signed are left out while unset, so a spec signed before they existed still verifies."""
+        exclude = {"signature", *(name for name in _ADDED_LATER if getattr(self, name) is None)}
+        return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
 
 
 def parse_spec(document: object, source: str = "spec") -> StudySpec:

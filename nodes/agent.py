@@ -17,7 +17,7 @@ import numpy as np
 
 from common.errors import RefusalCode, StudyRefused
 from federation.privacy import Balance, ModelPlan, PrivacyLoss, StudyPlan, gaussian_release, make_cap, plan_study
-from federation.signing import load_public_key, verify_spec
+from federation.signing import load_public_key, public_key_pem, verify_spec
 from federation.spec import StudySpec
 from federation.vertical.protocol import STAGES, Step, StepReply
 from nodes.config import NodeConfig
@@ -112,7 +112,11 @@ class NodeAgent:
         """Everything short of charging: is this node named, does the extract hold, is there budget?"""
         if self.dataset not in spec.datasets or spec.contract_of(self.dataset) != self.contract.name:
             raise StudyRefused(f"{self.dataset}: study {spec.study_id} does not include this dataset", RefusalCode.NOT_PARTICIPATING)
-        verify_spec(spec, load_public_key(self.config.coordinator.public_key), self.dataset)
+        coordinator = load_public_key(self.config.coordinator.public_key)
+        verify_spec(spec, coordinator, self.dataset)
+        if spec.audit_anchor is not None:   # a spec from `tillit federation run` (no coordinator) has none
+            self.ledger.record_anchor(self.dataset, hashlib.sha256(public_key_pem(coordinator)).hexdigest(),
+                                      spec.study_id, spec.audit_anchor)
         extract_sha256 = self.ensure_valid()
         try:
             plan = plan_study(spec, self.catalog)

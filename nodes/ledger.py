@@ -6,6 +6,10 @@ is committed (SQLite, synchronous, ``BEGIN IMMEDIATE``) before the node releases
 crash after the charge loses budget, never privacy. Charges are idempotent per study and dataset;
 each release (round) of a study is recorded once, so a study cannot draw fresh noise twice for the
 same round.
+
+The ledger also keeps every audit anchor the node has seen in a signed spec (where the coordinator's audit
+chain stood right after the study's charge) and refuses a spec whose anchor goes backwards — the rule is in
+:meth:`NodeLedger.record_anchor`.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from pathlib import Path
 
 from common.errors import RefusalCode, StudyRefused
 from federation.privacy import Balance, PrivacyLoss
+from federation.spec import AuditAnchor
 
-__all__ = ["Charge", "NodeLedger"]
+__all__ = ["Anchor", "Charge", "NodeLedger"]
+
+#: an honest coordinator's clock may step back a little (NTP); anchors out of time order by less are accepted
+CLOCK_SLACK = dt.timedelta(minutes=1)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS caps (
@@ -35,6 +43,15 @@ CREATE TABLE IF NOT EXISTS charges (
     spec_sha256 TEXT NOT NULL,
     charged_at TEXT NOT NULL,
     PRIMARY KEY (study_id, dataset)
+);
+CREATE TABLE IF NOT EXISTS anchors (
+    coordinator TEXT NOT NULL,
+    study_id TEXT NOT NULL,
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (coordinator, study_id)
 );
 CREATE TABLE IF NOT EXISTS releases (
     study_id TEXT NOT NULL,
@@ -57,6 +74,22 @@ class Charge:
     dataset: str
     loss: PrivacyLoss
     new: bool
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An audit anchor as the node recorded it: which coordinator key signed it, for which study."""
+
+    coordinator: str
+    study_id: str
+    seq: int
+    hash: str
+    at: str
+
+
+def _utc(at: dt.datetime) -> str:
+    """One text form for every anchor time, so that the ledger compares them as text."""
+    return at.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 class NodeLedger:
@@ -155,6 +188,73 @@ class NodeLedger:
             except sqlite3.IntegrityError:
                 raise StudyRefused(f"round {round_} of study {study_id} was already released by {dataset}",
                                    RefusalCode.ALREADY_RELEASED) from None
+
+    def record_anchor(self, who: str, coordinator: str, study_id: str, anchor: AuditAnchor) -> None:
+        """Record a signed spec's audit anchor, or refuse (4304, naming ``who``) one that goes backwards.
+
+        ``coordinator`` names the key that signed the spec (anchors of different coordinators are not
+        compared). An audit chain only grows: each position has one entry, and positions and times grow
+        together. So, against every anchor recorded for the same coordinator, a new anchor is refused when
+
+        1. its study was recorded with another anchor (the study was signed again, on another chain);
+        2. its position was recorded with another hash, or its hash at another position (the chain was
+           rewritten at or before that position), or for another study (one position anchors one charge);
+        3. it sits below a recorded position with a later time, or above one with an earlier time, by more
+           than :data:`CLOCK_SLACK` (the chain was cut and regrown: new entries reuse old positions at new times).
+
+        A study approved earlier but run after a later one is accepted (its position and its time are both
+        lower). So once the log's tail is cut or rewritten, every new study anchored at or below the highest
+        position a node has seen (and written more than :data:`CLOCK_SLACK` after it) is refused by that node.
+        One anchored above every position the node has seen cannot be told apart here from an honest one (that
+        would take a consistency proof between the two positions); ``tillit audit verify --anchor`` with the
+        anchors a node recorded finds that case.
+        """
+        seq, hash_, when = anchor.seq, anchor.hash, _utc(anchor.at)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_anchor(db, who, coordinator, study_id, seq, hash_, when)
+                db.execute("INSERT OR IGNORE INTO anchors VALUES (?, ?, ?, ?, ?, ?)",
+                           (coordinator, study_id, seq, hash_, when, _now()))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _check_anchor(db: sqlite3.Connection, who: str, coordinator: str, study_id: str, seq: int, hash_: str,
+                      when: str) -> None:
+        def refuse(why: str) -> StudyRefused:
+            return StudyRefused(f"{who}: study {study_id} is anchored at audit entry {seq}, {why}: the coordinator's "
+                                "audit log was rewritten or cut", RefusalCode.ANCHOR_BACKWARDS)
+
+        mine = db.execute("SELECT seq, hash FROM anchors WHERE coordinator = ? AND study_id = ?",
+                          (coordinator, study_id)).fetchone()
+        if mine is not None:
+            if tuple(mine) != (seq, hash_):
+                raise refuse(f"but was anchored at entry {mine[0]} ({mine[1][:12]}…) when this node saw it before")
+            return
+        clash = db.execute("SELECT study_id, seq, hash FROM anchors WHERE coordinator = ? AND (seq = ? OR hash = ?) "
+                           "LIMIT 1", (coordinator, seq, hash_)).fetchone()
+        if clash is not None:
+            other, at_seq, other_hash = clash
+            raise refuse(f"where this node saw entry {at_seq} ({other_hash[:12]}…) anchoring study {other}")
+        point = dt.datetime.fromisoformat(when)
+        early, late = _utc(point - CLOCK_SLACK), _utc(point + CLOCK_SLACK)
+        order = db.execute("SELECT study_id, seq, at FROM anchors WHERE coordinator = ? AND "
+                           "((seq > ? AND at < ?) OR (seq < ? AND at > ?)) ORDER BY seq DESC LIMIT 1",
+                           (coordinator, seq, early, seq, late)).fetchone()
+        if order is not None:
+            other, at_seq, other_at = order
+            raise refuse(f"written {when}, while this node saw entry {at_seq} (study {other}) written {other_at}: "
+                         "positions and times went out of order")
+
+    def anchors(self) -> list[Anchor]:
+        """Every audit anchor this node has seen, by position: what ``tillit audit verify --anchor`` takes."""
+        with self._connect() as db:
+            rows = db.execute("SELECT coordinator, study_id, seq, hash, at FROM anchors ORDER BY coordinator, seq"
+                              ).fetchall()
+        return [Anchor(c, s, q, h, a) for c, s, q, h, a in rows]
 
     def noisy_count(self, study_id: str, dataset: str) -> float | None:
         with self._connect() as db:

@@ -1,7 +1,10 @@
 """The ``tillit`` command: a thin façade that parses options once and calls the packages.
 
-Expected failures (:class:`common.errors.TillitError`) become one ``tillit: error: ...`` line on
-stderr and their exit code, here and nowhere else; anything else is a bug and keeps its traceback.
+Expected failures (:class:`common.errors.TillitError`, and a malformed command line) become one
+``tillit: error: ...`` line on stderr and their exit code (:data:`EXIT_CODES`), here and nowhere else;
+anything else is a bug and keeps its traceback. Every option has a checking type (:mod:`tillit.arguments`),
+so a value is refused before any work starts, and every file a command writes goes through
+:func:`tillit.outputs.writing`.
 """
 
 from __future__ import annotations
@@ -9,54 +12,68 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from common.errors import TillitError, UsageError
+from tillit import arguments as arg
 
 if TYPE_CHECKING:
     from tillit.client import CoordinatorClient
 
 __all__ = ["main"]
 
+T = TypeVar("T")
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+#: what ``tillit --help`` ends with; the same table is in the README and in :mod:`common.errors`
+EXIT_CODES = """exit codes:
+  0  done
+  1  the data break their contract, or another failure (only a bug also prints a traceback)
+  2  bad input: an option, file or setting, or a request the coordinator refused as invalid
+  3  refused: a conflict with the current state, a privacy budget, a study refused or failed
+  4  not found: no such study, dataset, principal or result
+  5  not authenticated (no or unknown token) or forbidden (role or scope)
+  6  a service or process is unavailable: the coordinator, the SuperLink, a Flower process
+130  interrupted
+Every expected failure is one 'tillit: error: ...' line on stderr."""
+
+#: residents per synthetic municipality: enough for every silo to have rows; more than any Nordic municipality has
+_MAX_RESIDENTS = 2_000_000
+_residents = arg.whole(100, _MAX_RESIDENTS)
+#: a contract, template or role name: one line, short
+_name = arg.text(200, what="the name", single_line=True)
+#: ε or ρ: finite and positive (the coordinator checks its own range and answers 422 outside it)
+_privacy_amount = arg.finite(0, 1e6, low_open=True)
 
 
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
-    if not names or any(not n.replace("_", "").replace("-", "").isalnum() for n in names):
-        raise argparse.ArgumentTypeError("expected comma-separated municipality names, e.g. espoo,vantaa")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError("a municipality is named twice")
-    return names
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a malformed command line is one ``tillit: error: ...`` line and exit 2 like
+    every other expected failure (``--help`` says the rest)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{' '.join(message.split())[:500]} (see '{self.prog} --help')")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tillit", description="Privacy-preserving cross-sector data federation for municipalities.")
+    parser = _Parser(
+        prog="tillit", description="Privacy-preserving cross-sector data federation for municipalities.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     synth = sub.add_parser("synth", help="generate a synthetic municipality with known truth")
     synth.add_argument("--out", type=Path, required=True, help="output directory")
-    synth.add_argument("--residents", type=_positive_int, default=300_000, help="residents per municipality")
-    synth.add_argument("--municipalities", type=_names, default=("espoo",), help="e.g. espoo,vantaa,helsinki")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--messiness", type=float, default=1.0,
+    synth.add_argument("--residents", type=_residents, default=300_000, help="residents per municipality")
+    synth.add_argument("--municipalities", type=arg.municipalities, default=("espoo",),
+                       help="e.g. espoo,vantaa,helsinki")
+    synth.add_argument("--seed", type=arg.seed, default=0)
+    synth.add_argument("--messiness", type=arg.finite(0, 100), default=1.0,
                        help="scale of injected nulls and outliers (0 = clean)")
 
     node = sub.add_parser("node", help="commands a sector IT team runs on its node")
     node_sub = node.add_subparsers(dest="node_command", required=True, metavar="NODE_COMMAND")
     validate = node_sub.add_parser("validate", help="check an extract against its sector contract")
-    validate.add_argument("--sector", required=True, help="contract name, e.g. health_care")
+    validate.add_argument("--sector", type=_name, required=True, help="contract name, e.g. health_care")
     validate.add_argument("--data", type=Path, required=True, help="the extract (Parquet or CSV)")
     validate.add_argument("--report", type=Path, help="write the JSON report here")
     validate.add_argument("--docs", type=Path, help="write Great Expectations Data Docs (offline HTML) here")
@@ -65,8 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--secret-file", type=Path,
                           help="node secret for pseudonyms (also $TILLIT_NODE_SECRET_FILE); "
                                "without one, a throw-away key is used")
-    validate.add_argument("--encoding", default="utf-8", help="text encoding of a CSV extract")
-    validate.add_argument("--delimiter", default=",", help="field separator of a CSV extract")
+    validate.add_argument("--encoding", type=arg.text(64, what="the encoding", single_line=True), default="utf-8",
+                          help="text encoding of a CSV extract")
+    validate.add_argument("--delimiter", type=arg.text(8, what="the delimiter"), default=",",
+                          help="field separator of a CSV extract")
     init_secret = node_sub.add_parser("init-secret", help="create the node's secret (pseudonym key)")
     init_secret.add_argument("--out", type=Path, required=True)
     node_init = node_sub.add_parser("init", help="set up the node's state: secret, SuperNode key, budget, validation")
@@ -80,18 +99,20 @@ def _parser() -> argparse.ArgumentParser:
     fed_sub = federation.add_subparsers(dest="federation_command", required=True, metavar="FEDERATION_COMMAND")
     certs = fed_sub.add_parser("certs", help="make the federation's CA and the SuperLink's TLS certificate")
     certs.add_argument("--out", type=Path, required=True)
-    certs.add_argument("--hosts", default="127.0.0.1,localhost", help="names and addresses of the SuperLink")
+    certs.add_argument("--hosts", type=arg.hosts, default="127.0.0.1,localhost",
+                       help="names and addresses of the SuperLink")
     certs.add_argument("--overwrite", action="store_true")
     link = fed_sub.add_parser("superlink", help="run the federation's SuperLink (TLS and node authentication on)")
     link.add_argument("--certs", type=Path, required=True, help="directory from 'tillit federation certs'")
     link.add_argument("--state", type=Path, required=True, help="directory for the SuperLink's database")
-    link.add_argument("--host", default="0.0.0.0")
-    link.add_argument("--port", type=int, default=9092)
+    link.add_argument("--host", type=arg.host, default="0.0.0.0")
+    link.add_argument("--port", type=arg.whole(1, 65_535, what="a TCP port"), default=9092)
     run = fed_sub.add_parser("run", help="run a study spec on this machine: SuperLink + one SuperNode per dataset")
     run.add_argument("--spec", type=Path, required=True, help="study spec (JSON)")
     run.add_argument("--data", type=Path, required=True, help="directory of <municipality>/<sector>.parquet silos")
     run.add_argument("--out", type=Path, default=Path("federation-out"))
-    run.add_argument("--node-epsilon", type=float, default=3.0, help="each node's local budget cap (epsilon)")
+    run.add_argument("--node-epsilon", type=arg.finite(0, 100, low_open=True), default=3.0,
+                     help="each node's local budget cap (epsilon)")
     run.add_argument("--insecure", action="store_true", help="no TLS, no node authentication (trials only)")
 
     _coordinator_parsers(sub, node_sub)
@@ -104,21 +125,35 @@ def _parser() -> argparse.ArgumentParser:
         if name == "docs":
             p.add_argument("--out", type=Path, required=True)
     show = contract_sub.add_parser("show", help="show one contract and its checks")
-    show.add_argument("name")
+    show.add_argument("name", type=_name)
     show.add_argument("--contracts", type=Path, action="append", default=[])
 
     demo = sub.add_parser("demo", help="run the main job end to end on this machine")
     demo.add_argument("--out", type=Path, default=Path("demo-out"))
-    demo.add_argument("--residents", type=_positive_int, default=300_000)
-    demo.add_argument("--municipalities", type=_names, default=("espoo",))
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--residents", type=_residents, default=300_000)
+    demo.add_argument("--municipalities", type=arg.municipalities, default=("espoo",))
+    demo.add_argument("--seed", type=arg.seed, default=0)
+    _validate_every_value(parser)
     return parser
 
 
-def _coordinator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                         node_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    client = argparse.ArgumentParser(add_help=False)
-    client.add_argument("--coordinator", default=None,
+def _validate_every_value(parser: argparse.ArgumentParser) -> None:
+    """Give every option still typed ``Path``, ``int``, ``float`` or plain text a checking type, so that an
+    option added without one is still checked at the edge (UTF-8 without NUL, finite, of a sane length)."""
+    generic: dict[object, object] = {Path: arg.path, int: arg.whole(-2**63, 2**63 - 1), float: arg.finite(-1e15, 1e15),
+                                     None: arg.text()}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _validate_every_value(child)
+        elif action.nargs != 0 and action.type in generic:
+            action.type = generic[action.type]  # type: ignore[assignment]
+
+
+def _coordinator_parsers(sub: argparse._SubParsersAction[_Parser],
+                         node_sub: argparse._SubParsersAction[_Parser]) -> None:
+    client = _Parser(add_help=False)
+    client.add_argument("--coordinator", type=arg.coordinator_url, default=None,
                         help="coordinator URL (also $TILLIT_COORDINATOR_URL; default http://127.0.0.1:8470)")
     client.add_argument("--token-file", type=Path, default=None,
                         help="file holding your token (also $TILLIT_TOKEN_FILE, or the token in $TILLIT_TOKEN)")
@@ -127,24 +162,32 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
     coord_sub = coordinator.add_subparsers(dest="coordinator_command", required=True, metavar="COORDINATOR_COMMAND")
     serve = coord_sub.add_parser("serve", help="serve the coordinator's API, pages and register")
     serve.add_argument("--state", type=Path, required=True, help="state directory (database, keys, admin token)")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None, help="default 8470")
-    serve.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://user@host/tillit")
-    serve.add_argument("--superlink", default=None, help="the SuperLink's HOST:PORT, to launch runs")
+    serve.add_argument("--host", type=arg.host, default=None)
+    serve.add_argument("--port", type=arg.port, default=None, help="default 8470")
+    serve.add_argument("--database-url", type=arg.database_url, default=None,
+                       help="e.g. postgresql+psycopg://user@host/tillit")
+    serve.add_argument("--superlink", type=arg.address, default=None, help="the SuperLink's HOST:PORT, to launch runs")
     serve.add_argument("--root-certificates", type=Path, default=None, help="the federation CA certificate")
     serve.add_argument("--superlink-insecure", action="store_true", default=None,
                        help="reach the SuperLink without TLS (trials only)")
     serve.add_argument("--results-dir", type=Path, default=None, help="where the ServerApp writes run results")
     serve.add_argument("--contracts", type=Path, action="append", default=[],
                        help="extra directory of contract files (repeatable; also $TILLIT_CONTRACTS_PATH)")
+    serve.add_argument("--signing-key", type=Path, default=None,
+                       help="the study-signing key, kept outside the state directory (made if missing; also "
+                            "$TILLIT_COORDINATOR_SIGNING_KEY; default STATE/keys/study-signing.key)")
 
-    principal = sub.add_parser("principal", help="admin: add and list principals (users and nodes)")
+    principal = sub.add_parser("principal", help="admin: add, list and revoke principals (users and nodes)")
     principal_sub = principal.add_subparsers(dest="principal_command", required=True, metavar="PRINCIPAL_COMMAND")
     add = principal_sub.add_parser("add", parents=[client], help="add a principal and print its token once")
-    add.add_argument("--name", required=True)
-    add.add_argument("--role", required=True, choices=["admin", "privacy_officer", "analyst", "node"])
-    add.add_argument("--datasets", default="", help="comma-separated datasets an officer or node answers for")
+    add.add_argument("--name", type=arg.segment, required=True)
+    add.add_argument("--role", type=_name, required=True, choices=["admin", "privacy_officer", "analyst", "node"])
+    add.add_argument("--datasets", type=arg.datasets, default="",
+                     help="comma-separated datasets an officer or node answers for")
     principal_sub.add_parser("list", parents=[client], help="list principals")
+    revoke = principal_sub.add_parser("revoke", parents=[client],
+                                      help="revoke a principal's token for good (every route answers it 401)")
+    revoke.add_argument("name")
 
     enroll = node_sub.add_parser("enroll", parents=[client],
                                  help="enroll this node's dataset and key with the coordinator")
@@ -156,37 +199,38 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
                        ("cap", "admin: cap a municipality's total per resident for a period")):
         b = budget_sub.add_parser(name, parents=[client], help=text)
         if name == "set":
-            b.add_argument("--dataset", required=True, help="<municipality>/<sector>")
+            b.add_argument("--dataset", type=arg.dataset, required=True, help="<municipality>/<sector>")
         else:
-            b.add_argument("--municipality", required=True)
-        b.add_argument("--period", required=True, help="data period, e.g. 2024")
+            b.add_argument("--municipality", type=arg.segment, required=True)
+        b.add_argument("--period", type=arg.segment, required=True, help="data period, e.g. 2024")
         amount = b.add_mutually_exclusive_group(required=True)
-        amount.add_argument("--epsilon", type=float)
-        amount.add_argument("--rho", type=float)
-        b.add_argument("--delta", type=float, default=1e-6)
+        amount.add_argument("--epsilon", type=_privacy_amount)
+        amount.add_argument("--rho", type=_privacy_amount)
+        b.add_argument("--delta", type=arg.finite(0, 1, low_open=True, high_open=True), default=1e-6)
     show = budget_sub.add_parser("show", parents=[client], help="budgets: cap, spent and remaining")
-    show.add_argument("--dataset")
-    show.add_argument("--period")
+    show.add_argument("--dataset", type=arg.dataset)
+    show.add_argument("--period", type=arg.segment)
 
     ledger = sub.add_parser("ledger", help="the privacy ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="LEDGER_COMMAND")
     ledger_show = ledger_sub.add_parser("show", parents=[client], help="every charge, and the balances")
-    ledger_show.add_argument("--dataset")
-    ledger_show.add_argument("--period")
+    ledger_show.add_argument("--dataset", type=arg.dataset)
+    ledger_show.add_argument("--period", type=arg.segment)
 
     study = sub.add_parser("study", help="analysts and privacy officers: the study lifecycle")
     study_sub = study.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
     study_sub.add_parser("templates", parents=[client], help="list study templates and their parameters")
     create = study_sub.add_parser("create", parents=[client], help="draft a study from a template")
-    create.add_argument("--id", required=True, help="study id, e.g. transitions-2024")
+    create.add_argument("--id", type=arg.segment, required=True, help="study id, e.g. transitions-2024")
     create.add_argument("--name", required=True)
-    create.add_argument("--template", required=True)
-    create.add_argument("--params", required=True, help="template parameters: JSON, or @FILE")
+    create.add_argument("--template", type=arg.segment, required=True)
+    create.add_argument("--params", type=arg.text(arg.MAX_PARAMS_CHARS, what="--params"), required=True,
+                        help="template parameters: JSON, or @FILE")
     create.add_argument("--purpose", required=True)
     create.add_argument("--legal-basis", required=True)
     create.add_argument("--organisation", required=True)
     create.add_argument("--contact", required=True)
-    create.add_argument("--period", required=True)
+    create.add_argument("--period", type=arg.segment, required=True)
     create.add_argument("--preview", action="store_true", help="only show the cost; save nothing")
     for name, text in (("cost", "cost per dataset and what each budget has left"),
                        ("approve", "approve for the datasets you answer for"),
@@ -194,37 +238,62 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
                        ("run", "launch an approved study on the federation"),
                        ("results", "the released result (JSON on stdout, or files with --out DIR)")):
         p = study_sub.add_parser(name, parents=[client], help=text)
-        p.add_argument("study_id")
+        p.add_argument("study_id", type=arg.segment)
         if name in ("approve", "reject"):
             p.add_argument("--reason", required=True)
         if name == "run":
             p.add_argument("--wait", action="store_true", help="follow progress until released or failed")
-            p.add_argument("--timeout", type=float, default=3600)
+            p.add_argument("--timeout", type=arg.finite(0, 30 * 86_400, low_open=True), default=3600,
+                           help="seconds to follow the study (default 3600)")
         if name == "results":
             p.add_argument("--out", type=Path, help="write result.json, CSV tables and report.html into this directory")
     status = study_sub.add_parser("status", parents=[client], help="one study's status, or all studies")
-    status.add_argument("study_id", nargs="?")
+    status.add_argument("study_id", type=arg.segment, nargs="?")
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="AUDIT_COMMAND")
-    verify = audit_sub.add_parser("verify", help="check the hash chain and signatures; name each tampered entry")
+    verify = audit_sub.add_parser("verify", help="check the hash chain and signatures, recompute the ledger, "
+                                                 "budgets, principals and studies from it; name each tampered "
+                                                 "entry and row")
     verify.add_argument("--state", type=Path, required=True, help="the coordinator's state directory")
-    verify.add_argument("--database-url", default=None)
+    verify.add_argument("--database-url", type=arg.database_url, default=None)
+    verify.add_argument("--public-key", type=Path, default=None,
+                        help="the coordinator's public key, kept where the state directory's writers cannot "
+                             "change it (default STATE/keys/study-signing.pub)")
+    verify.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
+                        help="an audit anchor kept outside the database: one a node recorded "
+                             "('tillit node ledger') or the register's audit_head (repeatable)")
 
 
 def _client(args: argparse.Namespace) -> CoordinatorClient:
-    from tillit.client import CoordinatorClient
+    from tillit.client import CoordinatorClient, check_token, read_token_file
 
-    url = args.coordinator or os.environ.get("TILLIT_COORDINATOR_URL") or "http://127.0.0.1:8470"
-    token_file = args.token_file or (Path(p) if (p := os.environ.get("TILLIT_TOKEN_FILE")) else None)
+    url = args.coordinator or _from_env("TILLIT_COORDINATOR_URL", arg.coordinator_url) or "http://127.0.0.1:8470"
+    token_file = args.token_file or _from_env("TILLIT_TOKEN_FILE", arg.path)
+    token: str | None = None
     if token_file is not None:
-        try:
-            token: str | None = token_file.read_text(encoding="utf-8").strip()
-        except OSError:
-            raise UsageError(f"cannot read the token file {token_file}") from None
-    else:
-        token = os.environ.get("TILLIT_TOKEN")
+        token = read_token_file(token_file)
+    elif from_env := os.environ.get("TILLIT_TOKEN", "").strip():
+        token = check_token(from_env, "$TILLIT_TOKEN")
     return CoordinatorClient(url, token)
+
+
+def _checked_env_path(name: str, value: str) -> Path:
+    try:
+        return arg.path(value)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"${name}: {error}") from None
+
+
+def _from_env(name: str, parse: Callable[[str], T]) -> T | None:
+    """An environment variable, checked by the same type as the option it stands in for."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return parse(value)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"${name}: {error}") from None
 
 
 def _dispatch_coordinator(args: argparse.Namespace) -> int | None:
@@ -235,9 +304,10 @@ def _dispatch_coordinator(args: argparse.Namespace) -> int | None:
         return cc.serve({"state_dir": args.state, "host": args.host, "port": args.port,
                          "database_url": args.database_url, "superlink": args.superlink,
                          "root_certificates": args.root_certificates, "superlink_insecure": args.superlink_insecure,
-                         "results_dir": args.results_dir, "contracts_dirs": tuple(_contract_dirs(args.contracts))})
+                         "results_dir": args.results_dir, "contracts_dirs": tuple(_contract_dirs(args.contracts)),
+                         "signing_key": args.signing_key})
     if command == "audit":
-        return cc.audit_verify(args.state, args.database_url)
+        return cc.audit_verify(args.state, args.database_url, args.public_key, args.anchor)
     if command == "node" and args.node_command == "enroll":
         return cc.node_enroll(_client(args), args.config)
     if command not in ("principal", "budget", "ledger", "study"):
@@ -245,8 +315,9 @@ def _dispatch_coordinator(args: argparse.Namespace) -> int | None:
     client = _client(args)
     if command == "principal":
         if args.principal_command == "add":
-            datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-            return cc.principal_add(client, args.name, args.role, datasets)
+            return cc.principal_add(client, args.name, args.role, list(args.datasets))
+        if args.principal_command == "revoke":
+            return cc.principal_revoke(client, args.name)
         return cc.principal_list(client)
     if command == "budget":
         if args.budget_command == "set":
@@ -276,17 +347,24 @@ def _dispatch_coordinator(args: argparse.Namespace) -> int | None:
 
 
 def _contract_dirs(explicit: list[Path]) -> list[Path]:
-    from_env = [Path(p) for p in os.environ.get("TILLIT_CONTRACTS_PATH", "").split(os.pathsep) if p]
+    from_env = [_checked_env_path("TILLIT_CONTRACTS_PATH", p)
+                for p in os.environ.get("TILLIT_CONTRACTS_PATH", "").split(os.pathsep) if p]
     return [*from_env, *explicit]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from tillit.signals import Terminated, stop_on_signals
+
     try:
-        return _dispatch(args)
+        # SIGTERM and SIGINT unwind the command like an error: every process it started is stopped by PID
+        with stop_on_signals():
+            return _dispatch(_parser().parse_args(argv))
     except TillitError as error:
-        print(f"tillit: error: {error.message}", file=sys.stderr)
+        print(f"tillit: error: {' '.join(error.message.splitlines())}", file=sys.stderr)
         return error.exit_code
+    except Terminated as stopped:
+        print(f"tillit: stopped ({stopped}); every process it started was stopped", file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt:
         print("tillit: interrupted", file=sys.stderr)
         return 130
@@ -301,7 +379,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "synth":
         return commands.synth(args.out, args.residents, args.municipalities, args.seed, args.messiness)
     if args.command == "node" and args.node_command == "validate":
-        secret_file = args.secret_file or (Path(p) if (p := os.environ.get("TILLIT_NODE_SECRET_FILE")) else None)
+        secret_file = args.secret_file or _from_env("TILLIT_NODE_SECRET_FILE", arg.path)
         return commands.node_validate(
             sector=args.sector, data=args.data, report=args.report, docs=args.docs,
             contract_dirs=_contract_dirs(args.contracts), secret_file=secret_file,
@@ -316,8 +394,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "node" and args.node_command == "ledger":
         return commands.node_ledger(args.config)
     if args.command == "federation" and args.federation_command == "certs":
-        hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
-        return commands.federation_certs(args.out, hosts, args.overwrite)
+        return commands.federation_certs(args.out, list(args.hosts), args.overwrite)
     if args.command == "federation" and args.federation_command == "superlink":
         return commands.federation_superlink(args.certs, args.state, args.host, args.port)
     if args.command == "federation" and args.federation_command == "run":
@@ -337,7 +414,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _delimiter(text: str) -> str:
     value = {"\\t": "\t", "tab": "\t"}.get(text, text)
     if len(value) != 1:
-        raise UsageError(f"--delimiter must be one character, got {text!r}")
+        raise UsageError(f"--delimiter must be one character (or \\t), got {len(value)}")
     return value
 
 

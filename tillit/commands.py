@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common.errors import ContractViolation
+from tillit.outputs import writing
 
 if TYPE_CHECKING:
     from schemas import ContractCatalog
@@ -15,8 +16,9 @@ if TYPE_CHECKING:
 def synth(out: Path, residents: int, municipalities: tuple[str, ...], seed: int, messiness: float) -> int:
     from schemas.synth import SynthConfig, synthesize
 
-    result = synthesize(SynthConfig(out=out, residents=residents, municipalities=municipalities,
-                                    seed=seed, messiness=messiness))
+    with writing(dirs=[out]):
+        result = synthesize(SynthConfig(out=out, residents=residents, municipalities=municipalities,
+                                        seed=seed, messiness=messiness))
     for municipality, rows in result.rows.items():
         listed = ", ".join(f"{sector} {count:,}" for sector, count in rows.items())
         print(f"{municipality}: {listed}")
@@ -37,9 +39,10 @@ def node_validate(*, sector: str, data: Path, report: Path | None, docs: Path | 
 
     contract = _registry(contract_dirs).get(sector)
     secret = load_secret(secret_file) if secret_file else ephemeral_secret()
-    result, _ = validate_extract(ValidateRequest(
-        data=data, contract=contract, secret=secret, report_path=report, docs_dir=docs,
-        encoding=encoding, delimiter=delimiter))
+    with writing(dirs=[docs], files=[report]):
+        result, _ = validate_extract(ValidateRequest(
+            data=data, contract=contract, secret=secret, report_path=report, docs_dir=docs,
+            encoding=encoding, delimiter=delimiter))
     where = f"; report: {report}" if report else ""
     if result.verdict == "fail":
         raise ContractViolation(result.summary_line() + where)
@@ -50,7 +53,8 @@ def node_validate(*, sector: str, data: Path, report: Path | None, docs: Path | 
 def node_init_secret(out: Path) -> int:
     from nodes.secret import create_secret
 
-    secret = create_secret(out)
+    with writing(files=[out]):
+        secret = create_secret(out)
     print(f"wrote a new node secret to {out} (mode 600, key id {secret.key_id}); back it up, never share it")
     return 0
 
@@ -79,10 +83,11 @@ def contract_show(name: str, dirs: list[Path]) -> int:
 def contract_docs(out: Path, dirs: list[Path]) -> int:
     from schemas.docs import contract_markdown
 
-    out.mkdir(parents=True, exist_ok=True)
     registry = _registry(dirs)
-    for contract in registry.all():
-        (out / f"{contract.name}.md").write_text(contract_markdown(contract), encoding="utf-8")
+    with writing(dirs=[out]):
+        out.mkdir(parents=True, exist_ok=True)
+        for contract in registry.all():
+            (out / f"{contract.name}.md").write_text(contract_markdown(contract), encoding="utf-8")
     print(f"wrote {len(registry.names())} contract documents to {out}")
     return 0
 
@@ -90,7 +95,8 @@ def contract_docs(out: Path, dirs: list[Path]) -> int:
 def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) -> int:
     from tillit.demo import run_demo
 
-    summary = run_demo(out, residents, municipalities, seed)
+    with writing(dirs=[out]):
+        summary = run_demo(out, residents, municipalities, seed)
     print("\nsummary")
     for study_id, found in summary["studies"].items():
         extra = (f"; transition probabilities vs truth: MAE {found['transition_mae']:.4f}"
@@ -125,12 +131,13 @@ def node_init(config_path: Path) -> int:
     from nodes.config import load_node_config
 
     config = load_node_config(config_path)
-    agent = NodeAgent(config)
-    agent.initialise()
-    if not config.federation.insecure and not (config.key_dir / "supernode").exists():
-        make_node_keys(config.key_dir, "supernode")
-    digest = agent.ensure_valid()
-    budget = agent.budget()
+    with writing(dirs=[config.state_dir]):
+        agent = NodeAgent(config)
+        agent.initialise()
+        if not config.federation.insecure and not (config.key_dir / "supernode").exists():
+            make_node_keys(config.key_dir, "supernode")
+        digest = agent.ensure_valid()
+        budget = agent.budget()
     print(f"node {config.node.dataset}: extract {digest[:12]} meets contract {agent.contract.label}; "
           f"local budget rho={float(budget.cap.rho):.6g} (epsilon {config.budget.epsilon} at delta {config.budget.delta})")
     if not config.federation.insecure:
@@ -140,17 +147,17 @@ def node_init(config_path: Path) -> int:
 
 def node_start(config_path: Path) -> int:
     import os
-    import subprocess
 
-    from federation.processes import flower_env
+    from federation.processes import flower_env, run_foreground
     from nodes.agent import NodeAgent
     from nodes.config import load_node_config
     from nodes.supernode import supernode_command
 
     config = load_node_config(config_path)
-    NodeAgent(config).ensure_valid()
+    with writing(dirs=[config.state_dir]):
+        NodeAgent(config).ensure_valid()
     env = flower_env(config.state_dir / "flwr-home", float(os.environ.get("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", 0.05)))
-    return subprocess.call(supernode_command(config), env=env)
+    return run_foreground(supernode_command(config), env)
 
 
 def node_ledger(config_path: Path) -> int:
@@ -159,20 +166,28 @@ def node_ledger(config_path: Path) -> int:
 
     from federation.privacy import amount_json
 
-    agent = NodeAgent(load_node_config(config_path))
-    budget = agent.budget()
+    config = load_node_config(config_path)
+    with writing(dirs=[config.state_dir]):
+        agent = NodeAgent(config)
+        budget = agent.budget()
     left = amount_json(budget.remaining, budget.delta)
     print(f"{agent.dataset}: cap rho={float(budget.cap.rho):.6g}, spent rho={float(budget.spent.rho):.6g}, "
           f"remaining rho={left['rho']:.6g} (epsilon {left['epsilon']:.4g} at delta {budget.delta:g})")
     for study, dataset, loss, when in agent.ledger.charges():
         print(f"  {when}  {study:<24} {dataset:<24} {loss}")
+    anchors = agent.ledger.anchors()
+    if anchors:
+        print("audit anchors seen in signed specs (check them: tillit audit verify --anchor SEQ:HASH):")
+    for anchor in anchors:
+        print(f"  {anchor.seq}:{anchor.hash}  {anchor.study_id}  written {anchor.at}")
     return 0
 
 
 def federation_certs(out: Path, hosts: list[str], overwrite: bool) -> int:
     from federation.pki import make_federation_certs
 
-    certs = make_federation_certs(out, hosts, overwrite=overwrite)
+    with writing(dirs=[out]):
+        certs = make_federation_certs(out, hosts, overwrite=overwrite)
     print(f"wrote CA {certs.ca_cert} and SuperLink certificate {certs.server_cert} for {', '.join(hosts)}")
     return 0
 
@@ -192,12 +207,13 @@ def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, 
         if not path.is_file():
             raise UsageError(f"no extract for {dataset} at {path}")
         nodes.append(NodeSetup(dataset, spec.contract_of(dataset), path, epsilon_cap=node_epsilon))
-    print(f"starting a SuperLink and {len(nodes)} SuperNode(s) "
-          f"({'INSECURE: no TLS, no node authentication' if insecure else 'TLS, node authentication'}) ...",
-          flush=True)
-    with LocalFederation(out, nodes, insecure=insecure) as fed:
-        print(f"running study {spec.study_id} ({spec.task}) ...", flush=True)
-        result = fed.run(spec_path)
+    with writing(dirs=[out]):
+        print(f"starting a SuperLink and {len(nodes)} SuperNode(s) "
+              f"({'INSECURE: no TLS, no node authentication' if insecure else 'TLS, node authentication'}) ...",
+              flush=True)
+        with LocalFederation(out, nodes, insecure=insecure) as fed:
+            print(f"running study {spec.study_id} ({spec.task}) ...", flush=True)
+            result = fed.run(spec_path)
     print(f"result: {result['result_path']}")
     privacy = result["privacy"]
     print(f"privacy: rho={privacy['rho']:.6g} per dataset = (epsilon {privacy['epsilon']:.4g}, delta {privacy['delta']:g})")
@@ -208,17 +224,16 @@ def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, 
 
 
 def federation_superlink(certs: Path, state: Path, host: str, port: int) -> int:
-    import subprocess
-
-    from federation.processes import flower_env
     from common.errors import UsageError
+    from federation.processes import flower_env, run_foreground
 
     for name in ("ca.crt", "superlink.crt", "superlink.key"):
         if not (certs / name).is_file():
             raise UsageError(f"{certs / name} is missing; make it with 'tillit federation certs --out {certs}'")
-    state.mkdir(parents=True, exist_ok=True)
+    with writing(dirs=[state]):
+        state.mkdir(parents=True, exist_ok=True)
     command = ["flower-superlink", "--host", host, "--port", str(port), "--disable-runtime-dependency-installation",
                "--database", str(state / "superlink.db"), "--enable-supernode-auth",
                "--ssl-ca-certfile", str(certs / "ca.crt"), "--ssl-certfile", str(certs / "superlink.crt"),
                "--ssl-keyfile", str(certs / "superlink.key")]
-    return subprocess.call(command, env=flower_env(state / "flwr-home"))
+    return run_foreground(command, flower_env(state / "flwr-home"))

@@ -159,8 +159,10 @@ class LocalFederation:
     def _flwr(self, args: list[str], timeout: float = 120) -> str:
         return flwr(args, self.env, self.workdir, timeout)
 
-    def run(self, spec_path: Path, timeout: float = 1800, server_poll_seconds: float | None = None) -> dict[str, Any]:
-        """Submit the study with ``flwr run`` and wait for the ServerApp's result JSON."""
+    def run(self, spec_path: Path, timeout: float = 1800, server_poll_seconds: float | None = None,
+            round_seconds: float = 300.0) -> dict[str, Any]:
+        """Submit the study with ``flwr run`` and wait for the ServerApp's result JSON (a node that takes longer
+        than ``round_seconds`` to answer a message counts as lost; the whole run may take ``timeout``)."""
         spec = load_spec(spec_path)
         if spec.signature is None and self.signer is not None:
             if spec.cross_sector is not None and not spec.cross_sector.participants:
@@ -171,7 +173,7 @@ class LocalFederation:
             spec_path.write_text(sign_spec(spec, self.signer).model_dump_json(indent=1), encoding="utf-8")
         poll = self.poll_seconds if server_poll_seconds is None else server_poll_seconds
         dirs = sorted({d.resolve() for setup in self.nodes for d in setup.contracts_dirs})
-        run_id = submit_run(self.launch_target, spec_path, poll, tuple(dirs))
+        run_id = submit_run(self.launch_target, spec_path, poll, tuple(dirs), round_seconds)
         path = result_path(self.results_dir, run_id)
         deadline = time.monotonic() + timeout
         while not path.exists():
@@ -196,6 +198,11 @@ class LocalFederation:
         """Where and how to submit runs to this federation (also what a coordinator is given)."""
         return LaunchTarget(flwr_home=self.flwr_home, results_dir=self.results_dir, env=self.env,
                             workdir=self.workdir)
+
+    def node_process(self, dataset: str) -> FlowerProcess:
+        """The SuperNode process of one dataset (fault-injection tests and benchmarks stop it by PID)."""
+        name = dataset.replace("/", "-")
+        return next(p for p in self.processes if p.name == name)
 
     def all_pids(self) -> list[int]:
         return [pid for p in self.processes for pid in p.all_pids()]

@@ -1,4 +1,4 @@
-"""Principals (admin only), who-am-I, and municipality-wide caps."""
+"""Principals (admin only: add, list, revoke), who-am-I, and municipality-wide caps."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from sqlalchemy import select
 
-from coordinator.api_models import PERIOD, BalanceOut, CapSetting, NewPrincipal, NewPrincipalOut, PrincipalOut, WhoAmIOut
+from coordinator.api_models import (PERIOD, BalanceOut, CapSetting, NewPrincipal, NewPrincipalOut, PrincipalOut,
+                                   RevokedPrincipalOut, WhoAmIOut)
 from coordinator.authz import CoordinatorDep, CurrentPrincipal, SessionDep
 from coordinator.ledger import set_municipality_cap
 from coordinator.models import Principal
-from coordinator.principals import create_principal
+from coordinator.principals import create_principal, revoke_principal
 from coordinator.routes._common import ERRORS
 
 router = APIRouter(tags=["admin"], responses=ERRORS)
 Municipality = Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,48}$")]
 Period = Annotated[str, Path(pattern=PERIOD)]
+PrincipalName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{1,63}$")]
 
 
 @router.get("/v1/me", name="whoami", response_model=WhoAmIOut)
@@ -37,6 +39,14 @@ def list_principals(principal: CurrentPrincipal, session: SessionDep) -> list[di
     rows = session.execute(select(Principal).order_by(Principal.id)).scalars()
     return [{"name": p.name, "role": p.role, "datasets": json.loads(p.datasets), "created_at": p.created_at,
              "revoked": p.revoked_at is not None} for p in rows]
+
+
+@router.post("/v1/principals/{name}/revoke", name="revoke_principal", response_model=RevokedPrincipalOut)
+def revoke(name: PrincipalName, principal: CurrentPrincipal, coordinator: CoordinatorDep,
+           session: SessionDep) -> dict[str, Any]:
+    row = revoke_principal(coordinator.signer, session, principal.name, name)
+    return {"name": row.name, "role": row.role, "datasets": json.loads(row.datasets), "created_at": row.created_at,
+            "revoked": True, "revoked_at": row.revoked_at}
 
 
 @router.put("/v1/caps/{municipality}/{period}", name="set_municipality_cap", response_model=BalanceOut)

@@ -1,4 +1,6 @@
-"""The audit log, for privacy officers and admins; ``tillit audit verify`` checks it offline too."""
+"""The audit log, for privacy officers and admins; ``tillit audit verify`` checks it offline too (with a public
+key kept apart from the coordinator's state). Both report the same problems: the chain's, the anchors' and every
+table row that disagrees with the chain."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
+from common.errors import UsageError
 from coordinator.api_models import AuditEntryOut, ChainReportOut
-from coordinator.audit import verify_chain
+from coordinator.audit import parse_anchor
 from coordinator.authz import CoordinatorDep, CurrentPrincipal, SessionDep
 from coordinator.models import AuditEntry
 from coordinator.routes._common import ERRORS
+from coordinator.verify import verify
 
 router = APIRouter(tags=["audit"], responses=ERRORS)
 
@@ -28,7 +32,14 @@ def audit_log(principal: CurrentPrincipal, session: SessionDep,
 
 
 @router.get("/v1/audit/verify", name="audit_verify", response_model=ChainReportOut)
-def audit_verify(principal: CurrentPrincipal, coordinator: CoordinatorDep, session: SessionDep) -> dict[str, Any]:
-    report = verify_chain(session, coordinator.signer.public)
+def audit_verify(principal: CurrentPrincipal, coordinator: CoordinatorDep, session: SessionDep,
+                 anchor: Annotated[list[str], Query(max_length=1000, description=(
+                     "SEQ:HASH of an audit anchor kept outside the database (a node's recorded anchor, the "
+                     "register's published head); repeatable"))] = []) -> dict[str, Any]:
+    try:
+        anchors = [parse_anchor(text) for text in anchor]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    report = verify(session, coordinator.signer.public, anchors)
     return {"intact": report.intact, "entries": report.entries, "head_seq": report.head_seq,
             "head_hash": report.head_hash, "problems": report.problems}

@@ -70,10 +70,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield from _postgres_url()
 
 
-def make_world(state_dir: Path, url: str | None = None) -> Iterator[World]:
+def make_world(state_dir: Path, url: str | None = None, signing_key: Path | None = None) -> Iterator[World]:
     """Principals: admin, an Espoo health officer, a Vantaa officer, an analyst, the Espoo and Vantaa
-    health nodes (both enrolled)."""
-    coordinator = open_coordinator(parse_settings(state_dir=state_dir, database_url=url))
+    health nodes (both enrolled). ``signing_key``: kept outside the state directory."""
+    coordinator = open_coordinator(parse_settings(state_dir=state_dir, database_url=url, signing_key=signing_key))
     tokens = {"admin": (state_dir / "admin.token").read_text().strip()}
     with coordinator.db.transaction() as session:
         for name, role, datasets in (("officer", "privacy_officer", ("espoo/health_care",)),

@@ -23,6 +23,7 @@ MATRIX: dict[str, tuple[str, str, object, frozenset[str] | None]] = {
     "whoami": ("GET", "/v1/me", None, frozenset({"admin", "officer", "analyst", "node"})),
     "create_principal": ("POST", "/v1/principals", {"name": "new-{who}", "role": "analyst"}, frozenset({"admin"})),
     "list_principals": ("GET", "/v1/principals", None, frozenset({"admin"})),
+    "revoke_principal": ("POST", "/v1/principals/vantaa-node/revoke", None, frozenset({"admin"})),
     "enroll_node": ("PUT", "/v1/nodes/espoo/health_care", {"contract": "health_care", "public_key": PUBLIC_KEY},
                     frozenset({"node"})),
     "list_nodes": ("GET", "/v1/nodes", None, frozenset({"admin", "officer"})),

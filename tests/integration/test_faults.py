@@ -1,0 +1,111 @@
+"""Studies end: a node killed mid-study ends the run within the round deadline with a result naming it, or is
+dropped under the study's quorum; the charges made stay charged; no process is orphaned."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from federation.launch import progress_path
+from schemas.synth import SynthConfig, synthesize
+from tillit.local import LocalFederation, NodeSetup
+
+pytestmark = pytest.mark.integration
+
+DATASETS = ["espoo/health_care", "vantaa/health_care", "oulu/health_care"]
+VICTIM = "vantaa/health_care"
+ROUND_SECONDS = 12.0
+
+
+@pytest.fixture()
+def federation(tmp_path: Path) -> Iterator[tuple[LocalFederation, Path]]:
+    synthesize(SynthConfig(out=tmp_path / "data", residents=3_000, municipalities=("espoo", "vantaa", "oulu"), seed=5))
+    nodes = [NodeSetup(d, "health_care", tmp_path / "data" / d.split("/")[0] / "health_care.parquet", epsilon_cap=5.0)
+             for d in DATASETS]
+    fed = LocalFederation(tmp_path / "fed", nodes)
+    fed.start()
+    try:
+        yield fed, tmp_path
+    finally:
+        fed.stop()
+
+
+def _spec(root: Path, study_id: str, **extra: Any) -> Path:
+    path = root / f"{study_id}.json"
+    path.write_text(json.dumps({
+        "study_id": study_id, "task": "dp_logreg", "contract": "health_care", "datasets": DATASETS,
+        "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        "model": {"outcome": "service_status", "positive": ["home_care", "intensive"],
+                  "features": ["health_segment"], "rounds": 40, "local_steps": 2}, **extra}))
+    return path
+
+
+def _kill_at_round(fed: LocalFederation, round_: int) -> threading.Thread:
+    """SIGKILL the victim's SuperNode (and its children) once the run has finished ``round_`` rounds."""
+    victim = fed.node_process(VICTIM)
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            for progress in fed.results_dir.glob("*/progress.json"):
+                try:
+                    found = json.loads(progress.read_text())
+                except (OSError, ValueError):
+                    continue
+                if found.get("phase") == "compute" and found.get("done", 0) >= round_:
+                    for pid in victim.all_pids()[::-1]:
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_node_killed_mid_study_ends_it_within_the_round_deadline_naming_the_node(
+        federation: tuple[LocalFederation, Path]) -> None:
+    # Prepare
+    fed, root = federation
+    killer = _kill_at_round(fed, 5)
+    # Execute
+    started = time.monotonic()
+    result = fed.run(_spec(root, "killed"), timeout=600, round_seconds=ROUND_SECONDS)
+    ended = time.monotonic() - started
+    killer.join(5)
+    # Assert: failed, naming the dataset and the round; within a round deadline of the kill; charges kept
+    assert result["status"] == "failed" and result["error"]["code"] == "node_lost"
+    assert VICTIM in result["error"]["detail"] and "round 6" in result["error"]["detail"]
+    assert ended < 60 + ROUND_SECONDS * 2, ended
+    from nodes.ledger import NodeLedger
+
+    for dataset in DATASETS:
+        config = fed.node_configs[dataset]
+        assert [c[0] for c in NodeLedger(config.ledger_path).charges()] == ["killed"]
+
+
+def test_under_a_quorum_the_study_goes_on_without_the_lost_node_and_says_so(
+        federation: tuple[LocalFederation, Path]) -> None:
+    # Prepare: two of three datasets suffice
+    fed, root = federation
+    killer = _kill_at_round(fed, 3)
+    # Execute
+    result = fed.run(_spec(root, "quorum", quorum=2), timeout=600, round_seconds=ROUND_SECONDS)
+    killer.join(5)
+    # Assert: completed on the two others; the drop on record; the victim was charged all the same
+    assert result["status"] == "completed", result.get("error")
+    assert [d["dataset"] for d in result["dropped"]] == [VICTIM]
+    assert result["dropped"][0]["phase"] == "round 4"
+    assert set(result["outputs"]["noisy_residents"]) == set(DATASETS) - {VICTIM}
+    assert result["privacy"]["per_dataset"].keys() == set(DATASETS)
