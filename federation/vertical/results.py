@@ -47,8 +47,10 @@ def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released
                            (Noisy(*released.exposed[b]), Noisy(*released.exposed_cases[b])),
                            Noisy(*both), Noisy(*released.both_cases[(a, b)]))
         pairs[(a, b)] = {**table, "kind": pair_kind(a, b, holder), "datasets": [holder[a], holder[b]]}
+    adjusted = _adjusted(cross, ranked, released)
     return {
         "kind": "cross_sector_counts",
+        "adjusted_model": adjusted,
         "cohort": {"dataset": cross.cohort.dataset, "ages": [cross.cohort.min_age, cross.cohort.max_age],
                    "reference_date": cross.cohort.reference_date.isoformat(), "size": released.cohort_size[0],
                    "size_noise_sd": released.cohort_size[1]},
@@ -67,6 +69,20 @@ def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released
                               "at the end", "digests": released.digests},
         "bytes_moved": released.bytes_moved,
     }
+
+
+def _adjusted(cross: CrossSectorSpec, ranked: list[dict[str, Any]], released: Released) -> dict[str, Any] | None:
+    """The screened factors adjusted for each other (:mod:`federation.vertical.model`): the largest top set of
+    the ranking whose every pair was released (all of the screen's, unless listed pairs took the cap)."""
+    from federation.vertical.model import adjusted_model, statistics_from
+
+    order = [str(row["factor"]) for row in ranked]
+    for size in range(cross.pairs.screen_top, 1, -1):
+        stats = statistics_from(released, order[:size])
+        if stats is not None:
+            return {**adjusted_model(stats), "screen": f"the {size} factors ranked strongest in stage 1, every pair "
+                                                       "among them released"}
+    return None
 
 
 def _transition_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> dict[str, Any]:

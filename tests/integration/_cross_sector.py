@@ -127,7 +127,7 @@ def pooled(data: Path, factors: dict[str, tuple[str, ...]], pairs: list[tuple[st
     x = {name: table[name].fillna(False).astype(bool).astype(int).to_numpy()
          for names in factors.values() for name in names}
     y = table["y"].to_numpy()
-    return {"n": len(table), "cases": int(y.sum()),
+    return {"n": len(table), "cases": int(y.sum()), "x": x, "y": y,
             "exposed": {f: int(v.sum()) for f, v in x.items()},
             "exposed_cases": {f: int((v * y).sum()) for f, v in x.items()},
             "both": {(a, b): int((x[a] * x[b]).sum()) for a, b in pairs},

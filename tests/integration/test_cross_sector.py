@@ -46,6 +46,17 @@ def test_with_the_noise_off_every_count_equals_the_pooled_one(fed: Federation, m
     assert {k: v for k, (v, _) in released.both.items()} == exact["both"]
     assert {k: v for k, (v, _) in released.both_cases.items()} == exact["both_cases"]
     assert sum(exact["exposed_cases"].values()) > 0 and sum(exact["both_cases"].values()) > 0
+    # the adjusted model over the screened factors equals least squares on the pooled design matrix
+    from federation.vertical.results import cross_sector_outputs
+
+    assert spec.cross_sector is not None
+    model = cross_sector_outputs(spec.cross_sector, plan.cross_sector, released)["adjusted_model"]
+    screened = [row["factor"] for row in sorted(model["factors"], key=lambda r: r["factor"])]
+    design = np.column_stack([np.ones(exact["n"]), *[exact["x"][f] for f in screened]])
+    least_squares = np.linalg.lstsq(design, exact["y"], rcond=None)[0]
+    found = {row["factor"]: row["risk_difference"]["estimate"] for row in model["factors"]}
+    assert len(screened) == 15 and model["eigenvalues_floored"] == 0
+    np.testing.assert_allclose([found[f] for f in screened], least_squares[1:], rtol=1e-6, atol=1e-9)
 
 
 def test_with_the_noise_every_count_is_within_its_stated_noise(fed: Federation, municipality: Municipality) -> None:
