@@ -20,13 +20,16 @@
     public_key = "/etc/tillit/coordinator.pub"
 
 Relative paths are relative to the file. Everything the node keeps — its secret, its SuperNode
-key, its ledger, its validation report and caches — lives under ``state_dir``.
+key, its ledger, its validation report and caches — lives under ``state_dir``. ``[node] contracts_dirs``
+lists directories of contracts the team wrote itself; ``--contracts DIR`` and ``$TILLIT_CONTRACTS_PATH``
+add to them for one command (and reach the SuperNode that ``tillit node start`` runs).
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +115,14 @@ class NodeConfig(BaseModel):
     def cache_dir(self) -> Path:
         return self.state_dir / "cache"
 
+    def with_contracts(self, extra: Sequence[Path]) -> NodeConfig:
+        """The config with more contract directories after its own (each directory once)."""
+        dirs = tuple(dict.fromkeys([*self.node.contracts_dirs, *(Path(d).resolve() for d in extra)]))
+        return self.model_copy(update={"node": self.node.model_copy(update={"contracts_dirs": dirs})})
 
-def load_node_config(path: Path) -> NodeConfig:
+
+def load_node_config(path: Path, extra_contracts: Sequence[Path] = ()) -> NodeConfig:
+    """The node's config from its TOML file; ``extra_contracts`` (from ``--contracts``) follow its own directories."""
     if not path.is_file():
         raise UsageError(f"node config {path} does not exist")
     try:
@@ -135,7 +144,7 @@ def load_node_config(path: Path) -> NodeConfig:
         raise UsageError(f"node config {path.name}: {describe_validation_error(error)}") from None
     if not config.federation.insecure and config.federation.root_certificates is None:
         raise UsageError(f"node config {path.name}: federation.root_certificates is required unless insecure = true")
-    return config
+    return config.with_contracts(extra_contracts) if extra_contracts else config
 
 
 def write_node_config(path: Path, config: NodeConfig) -> Path:

@@ -396,16 +396,18 @@ def _checked_pairs(step: Step, plan: CrossSectorPlan) -> list[tuple[str, str]]:
 
 
 def _linked_rows(path: Path, contract: Contract, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """The valid identity codes of the extract (first row of each) and the typed ``columns`` beside them."""
+    """The valid identity codes of the extract in their canonical spelling (first row of each) and the typed
+    ``columns`` beside them."""
     import pandas as pd
 
     from nodes.extract import read_extract
-    from schemas.identity import check_identity_codes
+    from schemas.identity import canonical_identity_codes
     from validation import conform
 
     frame = read_extract(path).frame
     codes = frame[contract.identifier].astype("str").where(frame[contract.identifier].notna())
-    valid = check_identity_codes(pd.Series(codes, dtype="str")).valid
+    check, codes = canonical_identity_codes(pd.Series(codes, dtype="str"), contract.identity_rule)
+    valid = check.valid
     typed = conform(frame[[c for c in columns if c in frame.columns]], contract).frame if columns else \
         pd.DataFrame(index=frame.index)
     kept = pd.DataFrame({"_code": codes}).assign(**{c: typed[c] for c in columns})[valid]
@@ -415,17 +417,18 @@ def _linked_rows(path: Path, contract: Contract, columns: list[str]) -> tuple[np
 
 def _linked_moves(path: Path, contract: Contract, time: str, state: str,
                   states: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Each valid identity code's moves of ``state`` from one ``time`` to the next, counted per (from, to) cell
-    (``from`` major), from at most the contract's rows per resident."""
+    """Each valid identity code's (canonical spelling) moves of ``state`` from one ``time`` to the next, counted per
+    (from, to) cell (``from`` major), from at most the contract's rows per resident."""
     import pandas as pd
 
     from nodes.extract import read_extract
-    from schemas.identity import check_identity_codes
+    from schemas.identity import canonical_identity_codes
     from validation import conform
 
     frame = read_extract(path).frame
     codes = frame[contract.identifier].astype("str").where(frame[contract.identifier].notna())
-    valid = check_identity_codes(pd.Series(codes, dtype="str")).valid
+    check, codes = canonical_identity_codes(pd.Series(codes, dtype="str"), contract.identity_rule)
+    valid = check.valid
     typed = conform(frame[[time, state]], contract).frame
     data = pd.DataFrame({"_code": codes, "t": typed[time], "s": typed[state]})[valid].dropna()
     data = data.sort_values(["_code", "t"], kind="stable")

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from common.errors import UnusableInputError
 from schemas.contract import Contract
-from schemas.identity import IdentityCheck, check_identity_codes
+from schemas.identity import IdentityCheck, canonical_identity_codes
 
 __all__ = ["Extract", "file_sha256", "pseudonymise", "read_extract"]
 
@@ -128,9 +128,11 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
 def pseudonymise(frame: pd.DataFrame, contract: Contract, key: bytes) -> tuple[pd.DataFrame, IdentityCheck | None]:
     """Replace the identity codes by a keyed hash, before anything else reads the frame.
 
-    Valid codes become 32-hex-digit keyed BLAKE2b digests (stable per node key, so keys and
-    rows-per-resident can still be checked); missing or invalid codes become null and are counted.
-    Returns the new frame and the counts; ``None`` when the identifier column is absent.
+    Codes are checked by the contract's identity rule (its identifier's ``format``). Valid codes become
+    32-hex-digit keyed BLAKE2b digests of their canonical spelling (stable per node key, so keys and
+    rows-per-resident can still be checked, and ``811218-9876`` and ``198112189876`` are one resident);
+    missing or invalid codes become null and are counted. An opaque upstream pseudonym is hashed the same
+    way. Returns the new frame and the counts; ``None`` when the identifier column is absent.
     """
     column = contract.identifier
     if column not in frame.columns:
@@ -141,9 +143,9 @@ def pseudonymise(frame: pd.DataFrame, contract: Contract, key: bytes) -> tuple[p
     # Residents repeat across rows (yearly records): check and hash each distinct code once.
     index, uniques = pd.factorize(codes, use_na_sentinel=True)
     unique_codes = pd.Series(uniques, dtype="str")
-    unique_check = check_identity_codes(unique_codes)
+    unique_check, canonical = canonical_identity_codes(unique_codes, contract.identity_rule)
     digests = np.full(len(uniques) + 1, None, dtype=object)  # last slot: missing or invalid
-    values = unique_codes.to_numpy(dtype=object)
+    values = canonical.to_numpy(dtype=object)
     valid = np.flatnonzero(unique_check.valid)
     digests[valid] = [hashlib.blake2b(v.encode(), digest_size=16, key=key).hexdigest() for v in values[valid]]
     row_check = unique_check.take(index)

@@ -6,6 +6,7 @@ ClientApp warm in the SuperNode's process instead of starting a process per mess
 
 from __future__ import annotations
 
+import os
 import sys
 
 from nodes.config import NodeConfig
@@ -18,6 +19,8 @@ def supernode_command(config: NodeConfig, warm: bool = True) -> list[str]:
     benchmarks that compare the two."""
     fed = config.federation
     node_config = f"tillit-config='{config.source}'"
+    if config.node.contracts_dirs:  # the config file's own and any given with --contracts
+        node_config += f" tillit-contracts='{os.pathsep.join(str(d) for d in config.node.contracts_dirs)}'"
     program = [sys.executable, "-m", "nodes.flower_node"] if warm else ["flower-supernode"]
     command = [*program, "--superlink", fed.superlink, "--port", str(fed.port),
                "--node-config", node_config]

@@ -1,6 +1,6 @@
 """Sector data contracts and the synthetic municipality generator."""
 
-from schemas.catalog import BUILTIN_DIR, ContractCatalog, load_contract_file
+from schemas.catalog import BUILTIN_DIR, ContractCatalog, contract_yaml, load_contract_file
 from schemas.contract import Column, Contract, parse_contract
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "Column",
     "Contract",
     "ContractCatalog",
+    "contract_yaml",
     "load_contract_file",
     "parse_contract",
 ]

@@ -7,6 +7,12 @@ code changes.
 
 A column entry may carry ``count: N`` with a ``{i}`` field in its name (``ss_rf_{i:03d}``) to
 declare a family of like columns, such as a block of risk-factor indicators.
+
+The identifier column (``type: identity_code``) says which resident key it holds with ``format``: ``fi``
+(the default: Finnish henkilötunnus), ``se``, ``no``, ``dk``, ``is`` (the other Nordic identity codes, each
+with its own check rule, :mod:`schemas.identity`) or ``opaque`` (a key pseudonymised upstream, checked
+against ``pattern`` and ``max_length`` only). A team's file may stand in for a built-in contract of the same
+name only when it says ``replaces_builtin: true`` (a Swedish deployment of the built-in sectors, say).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from functools import cached_property
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.identity import IdentityFormat, IdentityRule
 
 __all__ = [
     "Bound",
@@ -54,6 +62,10 @@ class Column(BaseModel):
     warn_range: tuple[Bound, Bound] | None = None
     categories: tuple[str, ...] | None = None
     max_length: int | None = Field(default=None, ge=1)
+    #: identity_code only: which resident key the column holds (default ``fi``), see :mod:`schemas.identity`
+    format: IdentityFormat | None = None
+    #: an ``opaque`` key only: a regular expression every key must match in full
+    pattern: str | None = Field(default=None, min_length=1, max_length=1000)
     #: warn when the share of nulls exceeds this (only for nullable columns)
     max_null_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     #: whether a range or category violation blocks computation or only warns
@@ -82,11 +94,31 @@ class Column(BaseModel):
                 raise ValueError(f"column {self.name!r}: warn_range must lie inside range")
         if self.max_null_rate is not None and not self.nullable:
             raise ValueError(f"column {self.name!r}: max_null_rate needs nullable: true")
-        if self.max_length is not None and self.type not in ("string", "category"):
-            raise ValueError(f"column {self.name!r}: max_length only applies to strings")
+        if self.max_length is not None and self.type not in ("string", "category") and self.format != "opaque":
+            raise ValueError(f"column {self.name!r}: max_length only applies to strings and opaque keys")
+        self._check_identity_format()
         if self.type == "identity_code" and self.privacy != "direct_identifier":
             raise ValueError(f"identity_code column {self.name!r} must be a direct_identifier")
         return self
+
+    def _check_identity_format(self) -> None:
+        if self.format is not None and self.type != "identity_code":
+            raise ValueError(f"column {self.name!r}: format only applies to identity_code columns")
+        if self.pattern is not None:
+            if self.format != "opaque":
+                raise ValueError(f"column {self.name!r}: pattern only applies to format: opaque")
+            try:
+                re.compile(self.pattern)
+            except re.error as error:
+                raise ValueError(f"column {self.name!r}: pattern is not a regular expression ({error.msg})") from None
+
+    @property
+    def identity_rule(self) -> IdentityRule:
+        """How this identity_code column's keys are checked (Finnish codes unless ``format`` says otherwise)."""
+        if self.type != "identity_code":
+            raise ValueError(f"column {self.name!r} holds no identity codes")
+        opaque = self.format == "opaque"
+        return IdentityRule(self.format or "fi", self.pattern, self.max_length if opaque else None)
 
     def _check_bounds(self, label: str, bounds: tuple[Bound, Bound]) -> None:
         if self.type not in (*_NUMERIC, "date"):
@@ -134,6 +166,8 @@ class Contract(BaseModel):
     min_rows: int = Field(default=1, ge=0)
     extra_columns: Severity = "block"
     columns: tuple[Column, ...]
+    #: a team's file that stands in for the built-in contract of the same name (checked by the catalog)
+    replaces_builtin: bool = False
 
     @field_validator("name", "sector")
     @classmethod
@@ -189,6 +223,11 @@ class Contract(BaseModel):
     @property
     def label(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def identity_rule(self) -> IdentityRule:
+        """How the identifier's resident keys are checked."""
+        return self.column(self.identifier).identity_rule
 
 
 def parse_contract(document: object, source: str) -> Contract:

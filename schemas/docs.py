@@ -17,8 +17,9 @@ def contract_markdown(contract: Contract) -> str:
         "",
         f"- Privacy unit: one {contract.privacy_unit}; at most **{contract.max_rows_per_resident}** "
         f"row(s) per resident (the differential-privacy contribution bound).",
-        f"- Key: {', '.join(f'`{k}`' for k in contract.key)}; identity code column `{contract.identifier}` "
-        "(pseudonymised with the node's keyed hash before anything else reads it; never leaves the node).",
+        f"- Key: {', '.join(f'`{k}`' for k in contract.key)}; identity code column `{contract.identifier}`, format "
+        f"`{contract.identity_rule.format}`: {contract.identity_rule.label}. It is pseudonymised with the node's "
+        "keyed hash before anything else reads it and never leaves the node.",
         f"- At least {contract.min_rows} row(s); columns outside the contract "
         f"{'block computation' if contract.extra_columns == 'block' else 'only warn'}.",
         "",
@@ -32,7 +33,11 @@ def contract_markdown(contract: Contract) -> str:
 
 
 def _row(column: Column) -> str:
-    if column.categories:
+    if column.type == "identity_code":
+        rule = column.identity_rule
+        allowed = f"format `{rule.format}`" + (f", matching `{rule.pattern}`" if rule.pattern else "")
+        allowed += f", ≤ {rule.max_length} characters" if rule.max_length else ""
+    elif column.categories:
         allowed = ", ".join(column.categories)
     elif column.range:
         allowed = f"{column.range[0]} … {column.range[1]}"

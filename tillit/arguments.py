@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
-    "MAX_PARAMS_CHARS", "address", "coordinator_url", "database_url", "dataset", "datasets", "finite", "host",
-    "hosts", "municipalities", "path", "port", "seed", "segment", "text", "whole",
+    "COUNTRIES", "MAX_PARAMS_CHARS", "address", "coordinator_url", "country", "database_url", "dataset", "datasets",
+    "finite", "host", "hosts", "municipalities", "path", "port", "seed", "segment", "text", "whole",
 ]
 
 #: the longest number we parse (a float's repr is 24 characters at most)
@@ -32,6 +32,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOSTNAME = re.compile(r"^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _MUNICIPALITY = re.compile(r"^[a-z0-9_-]{1,48}$")
+#: whose identity codes ``tillit synth`` can give (``schemas.synth.COUNTRIES``, spelled here so that parsing a
+#: command line does not load numpy; a unit test keeps the two equal)
+COUNTRIES = ("fi", "se", "no", "dk", "is")
 
 
 def _utf8(value: str, what: str) -> None:
@@ -93,6 +96,15 @@ def municipalities(value: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError("a municipality is named twice")
     return names
+
+
+def country(value: str) -> str:
+    """A Nordic country's code as ``tillit synth --country`` takes it (lower case)."""
+    code = value.strip().lower()
+    if code not in COUNTRIES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(COUNTRIES)} (Finland, Sweden, Norway, Denmark, "
+                                         "Iceland)")
+    return code
 
 
 def whole(low: int, high: int, *, what: str = "a whole number") -> Callable[[str], int]:

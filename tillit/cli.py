@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=arg.seed, default=0)
     synth.add_argument("--messiness", type=arg.finite(0, 100), default=1.0,
                        help="scale of injected nulls and outliers (0 = clean)")
+    synth.add_argument("--country", type=arg.country, default="fi",
+                       help="whose identity codes the residents get: fi, se, no, dk or is (default fi; other than fi, "
+                            "the sector contracts with that identifier are written to OUT/contracts)")
 
     node = sub.add_parser("node", help="commands a sector IT team runs on its node")
     node_sub = node.add_subparsers(dest="node_command", required=True, metavar="NODE_COMMAND")
@@ -77,8 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--data", type=Path, required=True, help="the extract (Parquet or CSV)")
     validate.add_argument("--report", type=Path, help="write the JSON report here")
     validate.add_argument("--docs", type=Path, help="write Great Expectations Data Docs (offline HTML) here")
-    validate.add_argument("--contracts", type=Path, action="append", default=[],
-                          help="extra directory of contract files (repeatable; also $TILLIT_CONTRACTS_PATH)")
+    _add_contracts(validate)
     validate.add_argument("--secret-file", type=Path,
                           help="node secret for pseudonyms (also $TILLIT_NODE_SECRET_FILE); "
                                "without one, a throw-away key is used")
@@ -94,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     node_start.add_argument("--config", type=Path, required=True)
     node_ledger = node_sub.add_parser("ledger", help="show the node's own privacy ledger")
     node_ledger.add_argument("--config", type=Path, required=True)
+    for with_config in (node_init, node_start, node_ledger):
+        _add_contracts(with_config, "besides the config's [node] contracts_dirs")
 
     federation = sub.add_parser("federation", help="run federated studies")
     fed_sub = federation.add_subparsers(dest="federation_command", required=True, metavar="FEDERATION_COMMAND")
@@ -114,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--node-epsilon", type=arg.finite(0, 100, low_open=True), default=3.0,
                      help="each node's local budget cap (epsilon)")
     run.add_argument("--insecure", action="store_true", help="no TLS, no node authentication (trials only)")
+    _add_contracts(run, "given to every node and the ServerApp; checked before anything starts")
 
     _coordinator_parsers(sub, node_sub)
 
@@ -121,12 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     contract_sub = contract.add_subparsers(dest="contract_command", required=True, metavar="CONTRACT_COMMAND")
     for name, text in (("list", "list known contracts"), ("docs", "write Markdown documentation")):
         p = contract_sub.add_parser(name, help=text)
-        p.add_argument("--contracts", type=Path, action="append", default=[])
+        _add_contracts(p)
         if name == "docs":
             p.add_argument("--out", type=Path, required=True)
     show = contract_sub.add_parser("show", help="show one contract and its checks")
     show.add_argument("name", type=_name)
-    show.add_argument("--contracts", type=Path, action="append", default=[])
+    _add_contracts(show)
 
     demo = sub.add_parser("demo", help="run the main job end to end on this machine")
     demo.add_argument("--out", type=Path, default=Path("demo-out"))
@@ -135,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=arg.seed, default=0)
     _validate_every_value(parser)
     return parser
+
+
+def _add_contracts(parser: argparse.ArgumentParser, where: str = "") -> None:
+    """``--contracts DIR``, the same on every command that reads contracts (:func:`_contract_dirs` adds the
+    environment's)."""
+    parser.add_argument("--contracts", type=arg.path, action="append", default=[], metavar="DIR",
+                        help="a directory of your team's contract files (repeatable; also $TILLIT_CONTRACTS_PATH, "
+                             f"'{os.pathsep}'-separated){'; ' + where if where else ''}")
 
 
 def _validate_every_value(parser: argparse.ArgumentParser) -> None:
@@ -171,8 +184,7 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[_Parser],
     serve.add_argument("--superlink-insecure", action="store_true", default=None,
                        help="reach the SuperLink without TLS (trials only)")
     serve.add_argument("--results-dir", type=Path, default=None, help="where the ServerApp writes run results")
-    serve.add_argument("--contracts", type=Path, action="append", default=[],
-                       help="extra directory of contract files (repeatable; also $TILLIT_CONTRACTS_PATH)")
+    _add_contracts(serve, "checked before the coordinator opens its state")
     serve.add_argument("--signing-key", type=Path, default=None,
                        help="the study-signing key, kept outside the state directory (made if missing; also "
                             "$TILLIT_COORDINATOR_SIGNING_KEY; default STATE/keys/study-signing.key)")
@@ -192,6 +204,7 @@ def _coordinator_parsers(sub: argparse._SubParsersAction[_Parser],
     enroll = node_sub.add_parser("enroll", parents=[client],
                                  help="enroll this node's dataset and key with the coordinator")
     enroll.add_argument("--config", type=Path, required=True)
+    _add_contracts(enroll, "besides the config's [node] contracts_dirs")
 
     budget = sub.add_parser("budget", help="privacy officers: set and show budgets")
     budget_sub = budget.add_subparsers(dest="budget_command", required=True, metavar="BUDGET_COMMAND")
@@ -309,7 +322,7 @@ def _dispatch_coordinator(args: argparse.Namespace) -> int | None:
     if command == "audit":
         return cc.audit_verify(args.state, args.database_url, args.public_key, args.anchor)
     if command == "node" and args.node_command == "enroll":
-        return cc.node_enroll(_client(args), args.config)
+        return cc.node_enroll(_client(args), args.config, _contract_dirs(args.contracts))
     if command not in ("principal", "budget", "ledger", "study"):
         return None
     client = _client(args)
@@ -347,9 +360,10 @@ def _dispatch_coordinator(args: argparse.Namespace) -> int | None:
 
 
 def _contract_dirs(explicit: list[Path]) -> list[Path]:
+    """``$TILLIT_CONTRACTS_PATH``'s directories, then those given with ``--contracts``; each directory once."""
     from_env = [_checked_env_path("TILLIT_CONTRACTS_PATH", p)
                 for p in os.environ.get("TILLIT_CONTRACTS_PATH", "").split(os.pathsep) if p]
-    return [*from_env, *explicit]
+    return list(dict.fromkeys([*from_env, *explicit]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -377,7 +391,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if handled is not None:
         return handled
     if args.command == "synth":
-        return commands.synth(args.out, args.residents, args.municipalities, args.seed, args.messiness)
+        return commands.synth(args.out, args.residents, args.municipalities, args.seed, args.messiness, args.country)
     if args.command == "node" and args.node_command == "validate":
         secret_file = args.secret_file or _from_env("TILLIT_NODE_SECRET_FILE", arg.path)
         return commands.node_validate(
@@ -388,17 +402,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "node" and args.node_command == "init-secret":
         return commands.node_init_secret(args.out)
     if args.command == "node" and args.node_command == "init":
-        return commands.node_init(args.config)
+        return commands.node_init(args.config, _contract_dirs(args.contracts))
     if args.command == "node" and args.node_command == "start":
-        return commands.node_start(args.config)
+        return commands.node_start(args.config, _contract_dirs(args.contracts))
     if args.command == "node" and args.node_command == "ledger":
-        return commands.node_ledger(args.config)
+        return commands.node_ledger(args.config, _contract_dirs(args.contracts))
     if args.command == "federation" and args.federation_command == "certs":
         return commands.federation_certs(args.out, list(args.hosts), args.overwrite)
     if args.command == "federation" and args.federation_command == "superlink":
         return commands.federation_superlink(args.certs, args.state, args.host, args.port)
     if args.command == "federation" and args.federation_command == "run":
-        return commands.federation_run(args.spec, args.data, args.out, args.node_epsilon, args.insecure)
+        return commands.federation_run(args.spec, args.data, args.out, args.node_epsilon, args.insecure,
+                                       _contract_dirs(args.contracts))
     if args.command == "contract":
         dirs = _contract_dirs(args.contracts)
         if args.contract_command == "list":

@@ -6,23 +6,31 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common.errors import ContractViolation
+from common.errors import ContractViolation, UsageError
 from tillit.outputs import writing
 
 if TYPE_CHECKING:
     from schemas import ContractCatalog
 
 
-def synth(out: Path, residents: int, municipalities: tuple[str, ...], seed: int, messiness: float) -> int:
-    from schemas.synth import SynthConfig, synthesize
+def synth(out: Path, residents: int, municipalities: tuple[str, ...], seed: int, messiness: float,
+          country: str = "fi") -> int:
+    from schemas.synth import COUNTRIES, SynthConfig, synthesize
 
+    if country not in COUNTRIES:
+        raise UsageError(f"--country must be one of {', '.join(COUNTRIES)}")
     with writing(dirs=[out]):
         result = synthesize(SynthConfig(out=out, residents=residents, municipalities=municipalities,
-                                        seed=seed, messiness=messiness))
+                                        seed=seed, messiness=messiness, country=country))
     for municipality, rows in result.rows.items():
         listed = ", ".join(f"{sector} {count:,}" for sector, count in rows.items())
         print(f"{municipality}: {listed}")
     print(f"wrote {out}/<municipality>/<sector>.parquet and {result.truth_path} in {result.seconds:.1f} s")
+    if result.contracts_dir is not None:
+        print(f"the extracts carry {country} identity codes: their contracts are in {result.contracts_dir}; pass "
+              f"--contracts {result.contracts_dir} (or set TILLIT_CONTRACTS_PATH={result.contracts_dir}) to every "
+              "command that reads them, e.g. tillit node validate --sector population_register "
+              f"--data {out}/{municipalities[0]}/population_register.parquet --contracts {result.contracts_dir}")
     return 0
 
 
@@ -126,12 +134,12 @@ def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) 
     return 0
 
 
-def node_init(config_path: Path) -> int:
+def node_init(config_path: Path, contract_dirs: list[Path]) -> int:
     from federation.pki import make_node_keys
     from nodes.agent import NodeAgent
     from nodes.config import load_node_config
 
-    config = load_node_config(config_path)
+    config = load_node_config(config_path, contract_dirs)
     with writing(dirs=[config.state_dir]):
         agent = NodeAgent(config)
         agent.initialise()
@@ -146,7 +154,7 @@ def node_init(config_path: Path) -> int:
     return 0
 
 
-def node_start(config_path: Path) -> int:
+def node_start(config_path: Path, contract_dirs: list[Path]) -> int:
     import os
 
     from federation.processes import flower_env, run_foreground
@@ -154,20 +162,20 @@ def node_start(config_path: Path) -> int:
     from nodes.config import load_node_config
     from nodes.supernode import supernode_command
 
-    config = load_node_config(config_path)
+    config = load_node_config(config_path, contract_dirs)  # the SuperNode gets the same directories
     with writing(dirs=[config.state_dir]):
         NodeAgent(config).ensure_valid()
     env = flower_env(config.state_dir / "flwr-home", float(os.environ.get("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", 0.05)))
     return run_foreground(supernode_command(config), env)
 
 
-def node_ledger(config_path: Path) -> int:
+def node_ledger(config_path: Path, contract_dirs: list[Path]) -> int:
     from nodes.agent import NodeAgent
     from nodes.config import load_node_config
 
     from federation.privacy import amount_json
 
-    config = load_node_config(config_path)
+    config = load_node_config(config_path, contract_dirs)
     with writing(dirs=[config.state_dir]):
         agent = NodeAgent(config)
         budget = agent.budget()
@@ -193,21 +201,29 @@ def federation_certs(out: Path, hosts: list[str], overwrite: bool) -> int:
     return 0
 
 
-def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, insecure: bool) -> int:
+def federation_run(spec_path: Path, data: Path, out: Path, node_epsilon: float, insecure: bool,
+                   contract_dirs: list[Path] | None = None) -> int:
     import json
 
-    from common.errors import StudyFailed, UsageError
+    from common.errors import StudyFailed
+    from federation.privacy import plan_study
     from federation.spec import load_spec
     from tillit.local import LocalFederation, NodeSetup
 
     spec = load_spec(spec_path)
+    # Everything the nodes and the ServerApp will read is checked here, before any process starts: the contract
+    # directories, each dataset's contract (an unknown one is one line and exit 2), the spec against them.
+    catalog = _registry(contract_dirs or [])
+    dirs = tuple(d.resolve() for d in contract_dirs or [])
     nodes = []
     for dataset in spec.datasets:
         municipality, sector = dataset.split("/", 1)
+        contract = catalog.get(spec.contract_of(dataset))
         path = data / municipality / f"{sector}.parquet"
         if not path.is_file():
             raise UsageError(f"no extract for {dataset} at {path}")
-        nodes.append(NodeSetup(dataset, spec.contract_of(dataset), path, epsilon_cap=node_epsilon))
+        nodes.append(NodeSetup(dataset, contract.name, path, epsilon_cap=node_epsilon, contracts_dirs=dirs))
+    plan_study(spec, catalog)
     with writing(dirs=[out]):
         print(f"starting a SuperLink and {len(nodes)} SuperNode(s) "
               f"({'INSECURE: no TLS, no node authentication' if insecure else 'TLS, node authentication'}) ...",

@@ -24,12 +24,14 @@ def serve(options: dict[str, Any]) -> int:
 
     from coordinator.app import create_app
     from coordinator.settings import parse_settings
+    from schemas import ContractCatalog
 
     import os
 
     settings = parse_settings(os.environ, **options)
     if settings.state_dir.exists() and not settings.state_dir.is_dir():
         raise UsageError(f"--state {settings.state_dir} is not a directory")
+    ContractCatalog(settings.contracts_dirs)  # a missing directory or a broken file: one line, before any state
     _check_can_listen(settings.host, settings.port)
     coordinator = _open(settings)
     print(f"coordinator state in {settings.state_dir}; database {settings.url.split('@')[-1]}; "
@@ -133,10 +135,10 @@ def enroll(client: CoordinatorClient, config: NodeConfig) -> tuple[dict[str, Any
     return enrolled, verdict
 
 
-def node_enroll(client: CoordinatorClient, config_path: Path) -> int:
+def node_enroll(client: CoordinatorClient, config_path: Path, contract_dirs: list[Path] | None = None) -> int:
     from nodes.config import load_node_config
 
-    enrolled, verdict = enroll(client, load_node_config(config_path))
+    enrolled, verdict = enroll(client, load_node_config(config_path, contract_dirs or []))
     print(f"enrolled {enrolled['dataset']} ({enrolled['contract']})")
     if verdict is not None:
         print(f"reported validation verdict {verdict['verdict']} ({verdict['rows']:,} rows, counts only)")

@@ -225,15 +225,17 @@ def _type_checks(shape: Conformance, contract: Contract) -> list[CheckResult]:
 
 
 def _identity_check(identity: IdentityCheck, contract: Contract, rows: int) -> CheckResult:
+    rule = contract.identity_rule
     bad = identity.missing + identity.invalid
-    detail = (f"{identity.missing} missing, {identity.invalid_format} malformed, "
-              f"{identity.invalid_date} with an impossible birth date, "
-              f"{identity.invalid_check_character} with a wrong check character") if bad else ""
+    parts = [f"{identity.missing} missing", f"{identity.invalid_format} malformed"]
+    if rule.format != "opaque":  # an upstream pseudonym carries no birth date and no check digit
+        parts += [f"{identity.invalid_date} with an impossible birth date",
+                  f"{identity.invalid_check_character} with a wrong check character"]
     return CheckResult(
         id=f"{contract.identifier}.identity_code", kind="identity_code", column=contract.identifier,
         severity="block", status="fail" if bad else "pass", evaluated=rows, unexpected=bad,
-        expectation="tillit:identity_code", description="valid Finnish personal identity codes",
-        detail=detail,
+        expectation="tillit:identity_code", description=f"valid {rule.label}",
+        detail=", ".join(parts) if bad else "",
     )
 
 

@@ -95,8 +95,8 @@ def _column_checks(column: Column) -> list[CheckSpec]:
             kwargs={"column": name, "value_set": list(column.categories)}, columns=(name,),
             description=f"one of {len(column.categories)} allowed categories",
         ))
-    if column.max_length is not None:
-        checks.append(CheckSpec(
+    if column.max_length is not None and column.type != "identity_code":  # an opaque key's length is checked
+        checks.append(CheckSpec(                                           # before it is hashed
             id=f"{name}.max_length", kind="max_length", severity="block",
             expectation="ExpectColumnValueLengthsToBeBetween",
             kwargs={"column": name, "min_value": 1, "max_value": column.max_length}, columns=(name,),

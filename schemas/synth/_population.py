@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from schemas.synth._identity_codes import make_identity_codes
+from schemas.synth._identity_codes import Country, make_identity_codes
 
 REFERENCE_DATE = dt.date(2024, 12, 31)
 
@@ -63,7 +63,7 @@ class Residents:
 
 
 def make_residents(municipality: str, n: int, rng: np.random.Generator,
-                   taken_codes: frozenset[str] | set[str] = frozenset()) -> Residents:
+                   taken_codes: frozenset[str] | set[str] = frozenset(), country: Country = "fi") -> Residents:
     age = rng.choice(100, size=n, p=age_weights())
     # birth date uniformly within the year that gives this age on the reference date
     days_into_year = rng.integers(0, 365, size=n)
@@ -86,7 +86,7 @@ def make_residents(municipality: str, n: int, rng: np.random.Generator,
     registered = moved.where(~born_here, birth_date)
     return Residents(
         municipality=municipality,
-        person_id=make_identity_codes(birth_date, male, rng, exclude=taken_codes),
+        person_id=make_identity_codes(birth_date, male, rng, exclude=taken_codes, country=country),
         birth_date=birth_date,
         age=age,
         male=male,

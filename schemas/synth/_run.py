@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from schemas.catalog import ContractCatalog
+from schemas.catalog import ContractCatalog, contract_yaml
+from schemas.contract import Contract
+from schemas.identity import FORMAT_LABELS
 from schemas.synth import _health, _risk, _sectors
 from schemas.synth._conform import add_messiness, to_table, write_parquet
+from schemas.synth._identity_codes import Country
 from schemas.synth._population import REFERENCE_DATE, Residents, make_residents, population_register
 
-__all__ = ["SECTORS", "SynthConfig", "SynthResult", "synthesize"]
+__all__ = ["SECTORS", "SynthConfig", "SynthResult", "country_contracts", "synthesize"]
 
 #: the silos one municipality gets, each written as <municipality>/<sector>.parquet
 SECTORS = ("population_register", "health_care", "social_services", "child_welfare",
@@ -31,6 +34,8 @@ class SynthConfig:
     seed: int = 0
     #: 1.0 = the default controlled rates of nulls and outliers; 0 = perfectly clean extracts
     messiness: float = 1.0
+    #: whose identity codes the residents get; other than ``fi``, the contracts they follow are written too
+    country: Country = "fi"
 
 
 @dataclass
@@ -39,6 +44,20 @@ class SynthResult:
     files: dict[str, dict[str, Path]] = field(default_factory=dict)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: where the contracts of a non-Finnish run were written (pass it as ``--contracts``); None for ``fi``
+    contracts_dir: Path | None = None
+
+
+def country_contracts(contracts: dict[str, Contract], country: Country) -> dict[str, Contract]:
+    """The sector contracts with ``country``'s identity codes as their identifier: each stands in for the built-in
+    contract of its name (``replaces_builtin``), so that studies, templates and datasets keep their names."""
+    described = f"{FORMAT_LABELS[country]}; pseudonymised with the node's keyed hash before any check."
+    adapted = {}
+    for name, contract in contracts.items():
+        columns = [c.model_dump() | ({"format": country, "description": described} if c.name == contract.identifier
+                                      else {}) for c in contract.columns]
+        adapted[name] = Contract.model_validate({**contract.model_dump(), "columns": columns, "replaces_builtin": True})
+    return adapted
 
 
 def synthesize(config: SynthConfig, registry: ContractCatalog | None = None) -> SynthResult:
@@ -46,6 +65,8 @@ def synthesize(config: SynthConfig, registry: ContractCatalog | None = None) -> 
     started = time.perf_counter()
     registry = registry or ContractCatalog()
     contracts = {sector: registry.get(sector) for sector in SECTORS}
+    if config.country != "fi":
+        contracts = country_contracts(contracts, config.country)
     seeds = np.random.SeedSequence(config.seed).spawn(len(config.municipalities) + 1)
     truth_rng = np.random.default_rng(seeds[0])
 
@@ -60,7 +81,7 @@ def synthesize(config: SynthConfig, registry: ContractCatalog | None = None) -> 
     taken: set[str] = set()  # identity codes are unique nationally, across municipalities
     for name, seed in zip(config.municipalities, seeds[1:]):
         rng = np.random.default_rng(seed)
-        people = make_residents(name, config.residents, rng, taken)
+        people = make_residents(name, config.residents, rng, taken, config.country)
         taken.update(people.person_id.tolist())
         frames, child_x, children = _draw_sectors(people, factor_params, rng, matrices)
         drafts.append((name, rng, people, frames, child_x, children))
@@ -93,6 +114,7 @@ def synthesize(config: SynthConfig, registry: ContractCatalog | None = None) -> 
         "seed": config.seed,
         "residents_per_municipality": config.residents,
         "municipalities": list(config.municipalities),
+        "country": config.country,
         "reference_date": REFERENCE_DATE.isoformat(),
         "contracts": {s: c.version for s, c in contracts.items()},
         "health": {
@@ -118,9 +140,21 @@ def synthesize(config: SynthConfig, registry: ContractCatalog | None = None) -> 
         "rows": result.rows,
     }
     config.out.mkdir(parents=True, exist_ok=True)
+    if config.country != "fi":
+        result.contracts_dir = _write_contracts(config.out / "contracts", contracts, config.country)
     result.truth_path.write_text(json.dumps(truth, indent=1), encoding="utf-8")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _write_contracts(directory: Path, contracts: dict[str, Contract], country: Country) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, contract in contracts.items():
+        note = (f"Written by 'tillit synth --country {country}': the built-in {name} contract with "
+                f"{FORMAT_LABELS[country]}\nas its resident key. Pass this directory as --contracts (or in "
+                "$TILLIT_CONTRACTS_PATH) to every command.")
+        (directory / f"{name}.yaml").write_text(contract_yaml(contract, note), encoding="utf-8")
+    return directory
 
 
 def _draw_sectors(

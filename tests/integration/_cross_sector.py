@@ -23,7 +23,7 @@ from federation.vertical.run import Released, run_cross_sector
 from nodes.agent import NodeAgent
 from nodes.config import load_node_config, write_node_config
 from schemas import ContractCatalog
-from schemas.identity import check_identity_codes
+from schemas.identity import FINNISH, IdentityRule, canonical_identity_codes, check_identity_codes
 from tillit.local import NodeSetup, node_config
 
 SECTORS = ("population_register", "child_welfare", "child_health", "social_services", "education", "employment",
@@ -35,32 +35,35 @@ class Federation:
     root: Path
     agents: dict[str, NodeAgent]
     key: SigningKey
+    #: the contracts the nodes follow (built-in, or a team's directories such as a non-Finnish synth run's)
+    contracts_dirs: tuple[Path, ...] = ()
 
     def spec(self, study_id: str, **params: Any) -> tuple[StudySpec, StudyPlan]:
         """The template's spec, with the nodes' identity keys, signed as a coordinator would sign it."""
-        spec = build_spec("child_welfare_risk_factors", study_id, "2024", {"municipality": "espoo", **params},
-                          ContractCatalog())
+        catalog = ContractCatalog(self.contracts_dirs)
+        spec = build_spec("child_welfare_risk_factors", study_id, "2024", {"municipality": "espoo", **params}, catalog)
         assert spec.cross_sector is not None
         keys = {d: (self.agents[d].config.key_dir / "supernode.pub").read_text().strip() for d in spec.datasets}
         spec = spec.model_copy(update={"cross_sector": spec.cross_sector.model_copy(update={"participants": keys})})
         signed = sign_spec(spec, self.key)
-        return signed, plan_study(signed, ContractCatalog())
+        return signed, plan_study(signed, catalog)
 
 
-def federation(root: Path, data: Path, epsilon_cap: float = 20.0) -> Federation:
+def federation(root: Path, data: Path, epsilon_cap: float = 20.0, contracts_dirs: tuple[Path, ...] = ()) -> Federation:
     key = SigningKey(Ed25519PrivateKey.generate())
     (root / "coordinator.pub").write_bytes(public_key_pem(key.public))
     agents = {}
     for sector in SECTORS:
         dataset = f"espoo/{sector}"
-        config = node_config(NodeSetup(dataset, sector, data / "espoo" / f"{sector}.parquet", epsilon_cap=epsilon_cap),
+        config = node_config(NodeSetup(dataset, sector, data / "espoo" / f"{sector}.parquet", epsilon_cap=epsilon_cap,
+                                       contracts_dirs=contracts_dirs),
                              root / sector, "127.0.0.1:1", None, 1, root / "coordinator.pub", insecure=True)
         config = load_node_config(write_node_config(root / sector / "node.toml", config))
         agent = NodeAgent(config)
         agent.initialise()
         make_node_keys(config.key_dir, "supernode")
         agents[dataset] = agent
-    return Federation(root, agents, key)
+    return Federation(root, agents, key, contracts_dirs)
 
 
 @dataclass
@@ -107,12 +110,14 @@ def run(fed: Federation, spec: StudySpec, plan: StudyPlan, record: Recording | N
 
 
 def pooled(data: Path, factors: dict[str, tuple[str, ...]], pairs: list[tuple[str, str]],
-           reference: dt.date = dt.date(2024, 12, 31), max_age: int = 17) -> dict[str, Any]:
-    """The same counts on pooled data, written independently of the nodes' code: joins on identity codes."""
+           reference: dt.date = dt.date(2024, 12, 31), max_age: int = 17,
+           rule: IdentityRule = FINNISH) -> dict[str, Any]:
+    """The same counts on pooled data, written independently of the nodes' code: joins on identity codes (in
+    their canonical spelling, so that one resident written two ways in two silos is joined)."""
     def valid(frame: pd.DataFrame) -> pd.DataFrame:
         codes = frame["person_id"].astype("str").where(frame["person_id"].notna())
-        ok = check_identity_codes(pd.Series(codes, dtype="str")).valid
-        return frame[ok].drop_duplicates("person_id", keep="first")
+        check, canonical = canonical_identity_codes(pd.Series(codes, dtype="str"), rule)
+        return frame.assign(person_id=canonical)[check.valid].drop_duplicates("person_id", keep="first")
 
     register = valid(pd.read_parquet(data / "espoo" / "population_register.parquet"))
     birth = pd.to_datetime(register["birth_date"])

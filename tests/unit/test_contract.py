@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from common.errors import ContractError
-from schemas import BUILTIN_DIR, ContractCatalog, load_contract_file
+from schemas import BUILTIN_DIR, ContractCatalog, contract_yaml, load_contract_file
+from schemas.identity import IdentityRule
 
 REQUIRED_SECTORS = {"population_register", "health_care", "social_services", "child_welfare", "education", "employment"}
 
@@ -80,6 +81,11 @@ def test_json_contract_files_are_accepted(tmp_path: Path) -> None:
         (lambda d: d["columns"][0].update(privacy="sensitive"), "must be a direct_identifier"),
         (lambda d: d.update(version="1.0"), "MAJOR.MINOR.PATCH"),
         (lambda d: d["columns"][1].update(max_null_rate=0.1), "needs nullable: true"),
+        (lambda d: d["columns"][0].update(format="de"), "columns.0.format"),
+        (lambda d: d["columns"][1].update(format="se"), "format only applies to identity_code"),
+        (lambda d: d["columns"][0].update(pattern="[0-9]+"), "pattern only applies to format: opaque"),
+        (lambda d: d["columns"][0].update(format="opaque", pattern="[0-9"), "pattern is not a regular expression"),
+        (lambda d: d["columns"][0].update(format="no", max_length=11), "max_length only applies to strings and opaque"),
     ],
 )
 def test_malformed_contract_files_give_one_readable_error(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -101,6 +107,66 @@ def test_a_contract_name_defined_twice_is_refused(tmp_path: Path) -> None:
     _write(tmp_path, twin, "my_health.yaml")
     with pytest.raises(ContractError, match="defined twice"):
         ContractCatalog(extra_dirs=[tmp_path])
+
+
+@pytest.mark.parametrize(("settings", "rule"), [
+    ({}, IdentityRule("fi")),
+    ({"format": "se"}, IdentityRule("se")),
+    ({"format": "is"}, IdentityRule("is")),
+    ({"format": "opaque"}, IdentityRule("opaque")),
+    ({"format": "opaque", "pattern": "[0-9a-f]{64}", "max_length": 64}, IdentityRule("opaque", "[0-9a-f]{64}", 64)),
+])
+def test_the_identifier_says_which_resident_key_it_holds(tmp_path: Path, settings: dict[str, object],
+                                                         rule: IdentityRule) -> None:
+    # Prepare: every existing contract says nothing and keeps Finnish codes
+    document = _minimal()
+    document["columns"][0].update(settings)  # type: ignore[index]
+    # Execute
+    contract = load_contract_file(_write(tmp_path, document))
+    # Assert
+    assert contract.identity_rule == rule
+
+
+def test_every_builtin_contract_keeps_finnish_codes(registry: ContractCatalog) -> None:
+    assert {c.identity_rule for c in registry.all()} == {IdentityRule("fi")}
+
+
+def test_a_team_file_replaces_a_builtin_contract_only_when_it_says_so(tmp_path: Path) -> None:
+    # Prepare: the built-in health care contract with Swedish codes, once without and once with the flag
+    swedish = yaml.safe_load((BUILTIN_DIR / "health_care.yaml").read_text())
+    swedish["columns"][0]["format"] = "se"
+    silent, said = tmp_path / "silent", tmp_path / "said"
+    silent.mkdir()
+    said.mkdir()
+    _write(silent, swedish, "health_care.yaml")
+    _write(said, {**swedish, "replaces_builtin": True}, "health_care.yaml")
+    # Execute / Assert: without the flag it is a twin, refused; with it, it stands in for the built-in one
+    with pytest.raises(ContractError, match="defined twice.*only with replaces_builtin: true"):
+        ContractCatalog([silent])
+    catalog = ContractCatalog([said])
+    assert catalog.get("health_care").identity_rule == IdentityRule("se")
+    assert catalog.source("health_care") == said / "health_care.yaml"
+    # the same directory twice (an option and the environment) is read once; two directories both replacing is not
+    assert ContractCatalog([said, said]).get("health_care").identity_rule == IdentityRule("se")
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    _write(twin, {**swedish, "replaces_builtin": True}, "health_care.yaml")
+    with pytest.raises(ContractError, match="defined twice"):
+        ContractCatalog([said, twin])
+
+
+def test_replacing_a_builtin_contract_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, {**_minimal(), "replaces_builtin": True})
+    with pytest.raises(ContractError, match="no built-in contract 'housing'"):
+        ContractCatalog([tmp_path])
+
+
+def test_a_contract_written_as_yaml_reads_back_equal(tmp_path: Path, registry: ContractCatalog) -> None:
+    for contract in registry.all():
+        path = tmp_path / f"{contract.name}.yaml"
+        path.write_text(contract_yaml(contract, "written by a test"))
+        assert load_contract_file(path) == contract
+        assert path.read_text().startswith("# written by a test\n")
 
 
 def test_unknown_contract_lists_the_known_ones(registry: ContractCatalog) -> None:

@@ -18,6 +18,20 @@ def _frame() -> pd.DataFrame:
     return pd.DataFrame({"person_id": pd.Series(CODES, dtype="str"), "year": [2020, 2020, 2021, 2020, 2020]})
 
 
+def test_every_spelling_of_a_code_becomes_one_pseudonym_under_the_contracts_format() -> None:
+    # Prepare: a Swedish contract (the built-in one with format se), and one person spelled three ways
+    from schemas.synth import country_contracts
+
+    contract = country_contracts({"health_care": ContractCatalog().get("health_care")}, "se")["health_care"]
+    frame = pd.DataFrame({"person_id": pd.Series(["880320-0016", "198803200016", "8803200016", "131052-308T", None],
+                                                 dtype="str"), "year": [2020, 2021, 2022, 2020, 2020]})
+    # Execute
+    hashed, check = pseudonymise(frame, contract, ephemeral_secret().pseudonym_key)
+    # Assert: one resident; a Finnish code is malformed under the Swedish rule; counts only
+    assert check is not None and check.missing == 1 and check.invalid_format == 1
+    assert hashed["person_id"].iloc[:3].nunique() == 1 and hashed["person_id"].iloc[3:].isna().all()
+
+
 def test_pseudonyms_are_keyed_stable_and_hide_the_codes(registry: ContractCatalog) -> None:
     # Prepare
     contract = registry.get("health_care")

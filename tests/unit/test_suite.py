@@ -27,6 +27,21 @@ def test_single_row_contracts_check_the_key_not_rows_per_resident(registry: Cont
     assert "resident.max_rows" not in checks
 
 
+def test_an_opaque_keys_length_is_checked_before_hashing_not_by_the_suite() -> None:
+    # Prepare: a team's contract whose resident key is an upstream pseudonym of at most 19 characters
+    from schemas import parse_contract
+
+    contract = parse_contract({
+        "name": "falls", "version": "0.1.0", "title": "Falls", "sector": "elderly_care", "identifier": "key",
+        "max_rows_per_resident": 1, "key": ["key"],
+        "columns": [{"name": "key", "type": "identity_code", "privacy": "direct_identifier", "format": "opaque",
+                     "max_length": 19}]}, "test")
+    # Execute
+    checks = {c.id for c in contract_checks(contract)}
+    # Assert: the suite sees the node's pseudonyms, whose length says nothing about the key's
+    assert "key.max_length" not in checks and contract.identity_rule.max_length == 19
+
+
 def test_sanitizer_removes_every_external_reference() -> None:
     # Prepare
     html = ('<html><head><link rel="stylesheet" href="https://cdn.example/b.css">'
