@@ -4,6 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 FLWR_TELEMETRY_ENABLED=0
 WORKDIR /opt/tillit
 COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir -r requirements.lock
+COPY common ./common
 COPY tillit ./tillit
 COPY schemas ./schemas
 COPY validation ./validation

@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/tillit demo --out $(DEMO_OUT) --residents $(RESIDENTS)
 
-# Debian packages the tests use: Chromium renders the HTML report headless; docker-compose parses the
-# compose file (no engine needed). Installed when missing and apt-get is usable (CI runs as root).
+# Debian packages the tests use: Chromium renders the HTML report headless and runs the web pages' browser
+# tests (Playwright drives it; axe-core checks each page); docker-compose parses the compose file (no engine needed). Installed when missing and apt-get is usable (CI runs as root).
 system-deps:
 	@command -v chromium >/dev/null && command -v docker-compose >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -35,6 +35,8 @@ system-deps:
 
 test: setup system-deps
 	$(BIN)/python -m mypy
+	@if [ -x /usr/bin/chromium ]; then echo "make: browser tests (tests/browser) run in /usr/bin/chromium"; \
+	 else echo "make: NO BROWSER - tests/browser will be SKIPPED: install Debian's chromium (/usr/bin/chromium) to run them"; fi
 	$(BIN)/python -m pytest
 
 test-fast: setup

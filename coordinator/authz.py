@@ -42,7 +42,9 @@ class Policy:
     scope: Scope = None
 
 
-PUBLIC = frozenset({"health", "public_register", "public_register_page", "signing_key"})
+PUBLIC = frozenset({"health", "public_register", "public_register_page", "public_register_export_json",
+                    "public_register_export_csv", "signing_key", "web_sign_in_form", "web_sign_in"})
+_ANYONE_SIGNED_IN: tuple[Role, ...] = ("admin", "privacy_officer", "analyst", "node")
 
 POLICY: dict[str, Policy] = {
     "whoami": Policy(("admin", "privacy_officer", "analyst", "node")),
@@ -69,6 +71,27 @@ POLICY: dict[str, Policy] = {
     "study_report": Policy(_STAFF),
     "audit_log": Policy(("admin", "privacy_officer")),
     "audit_verify": Policy(("admin", "privacy_officer")),
+    # -- web pages (coordinator.web): the same table, the same check ------------------------------------------
+    "web_home": Policy(_ANYONE_SIGNED_IN),
+    "web_sign_out": Policy(_ANYONE_SIGNED_IN),
+    "web_nodes": Policy(_ANYONE_SIGNED_IN),
+    "web_datasets": Policy(("admin", "privacy_officer")),
+    "web_dataset": Policy(("admin", "privacy_officer"), "dataset_path"),
+    "web_set_budget": Policy(("privacy_officer",), "dataset_path"),
+    "web_approvals": Policy(("privacy_officer",)),
+    "web_check_study": Policy(("privacy_officer",), "study_datasets"),
+    "web_decide_study": Policy(("privacy_officer",), "study_datasets"),
+    "web_ledger": Policy(("admin", "privacy_officer")),
+    "web_audit": Policy(("admin", "privacy_officer")),
+    "web_templates": Policy(_STAFF),
+    "web_new_study": Policy(("analyst",)),
+    "web_preview_study": Policy(("analyst",)),
+    "web_create_study": Policy(("analyst",)),
+    "web_studies": Policy(_STAFF),
+    "web_study": Policy(_STAFF),
+    "web_study_progress": Policy(_STAFF),
+    "web_run_study": Policy(("analyst",)),
+    "web_study_download": Policy(_STAFF),
 }
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, Uni
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Approval", "AuditEntry", "Base", "Budget", "ChainHead", "Dataset", "LedgerEntry", "MunicipalityCap",
-           "Node", "Principal", "Study"]
+           "Node", "Principal", "Study", "WebSession"]
 
 
 class Base(DeclarativeBase):
@@ -158,3 +158,14 @@ class ChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class WebSession(Base):
+    """A signed-in browser (``coordinator.web.sessions``): only a hash of its session id is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
+    created_at: Mapped[str] = mapped_column(String(40))
+    last_seen_at: Mapped[str] = mapped_column(String(40))

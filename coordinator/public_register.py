@@ -8,8 +8,10 @@ status and dates. No login; nothing that is not already public in the study's ap
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
+import math
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +22,7 @@ from coordinator.models import Approval, ChainHead, Study
 from federation.privacy import PrivacyLoss, epsilon
 from federation.spec import StudySpec
 
-__all__ = ["register_entries", "register_entry", "register_page"]
+__all__ = ["privacy_in_words", "register_entries", "register_entry", "register_sentences", "register_sentences_html"]
 _OUTPUTS = {"dp_table": ["noisy counts", "tables"], "dp_logreg": ["model coefficients", "aggregate metrics"],
             "cross_sector_counts": ["noisy counts", "2x2 tables of risk factors", "odds and risk ratios",
                                     "ranked factor combinations"]}
@@ -97,35 +99,73 @@ def register_entry(session: Session, study: Study) -> dict[str, Any]:
     }
 
 
-def register_page(document: dict[str, Any]) -> str:
-    """A self-contained page (no scripts, no external assets) listing the register."""
-    rows = []
-    for s in document["studies"]:
-        privacy = "<br>".join(f"{html.escape(d)}: ε={p['epsilon']:.3g}, δ={p['delta']:g}"
-                              for d, p in s["privacy"].items())
-        oversight = "<br>".join(f"{html.escape(a['decision'])}d by {html.escape(a['by'])} ({html.escape(a['dataset'])})"
-                                for a in s["human_oversight"])
-        cells = [f"<strong>{html.escape(s['name'])}</strong><br><small>{html.escape(s['id'])}</small>",
-                 html.escape(s["purpose"]), html.escape(s["legal_basis"]),
-                 f"{html.escape(s['responsible_organisation'])}<br>{html.escape(s['contact'])}",
-                 "<br>".join(html.escape(d) for d in s["datasets"]) + "<br><small>variables: "
-                 + html.escape(", ".join(s["variables"])) + "</small>",
-                 f"unit: {html.escape(s['privacy_unit'])}<br>{privacy}<br><small>{html.escape(s['mechanism'])}</small>",
-                 html.escape(", ".join(s["output_kinds"])), oversight,
-                 f"{html.escape(s['status'])}<br><small>approved {html.escape(str(s['dates']['approved']))}</small>"]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = document["audit_head"]
-    empty = '<tr><td colspan="9">No approved studies yet.</td></tr>'
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tillit — public study register</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
-td,th{{border:1px solid #bbb;padding:.4em;vertical-align:top;text-align:left}}th{{background:#eee}}</style></head>
-<body><h1>Public study register</h1>
-<p>Every study approved on this platform: what it is for, on what legal basis, which data it uses and what
-it costs in privacy. Results are aggregates with differential privacy; no record about any resident
-leaves the sector that holds it. Machine-readable: <a href="/v1/register">/v1/register</a>.</p>
-<table><tr><th>Study</th><th>Purpose</th><th>Legal basis</th><th>Responsible</th><th>Data</th>
-<th>Privacy</th><th>Outputs</th><th>Approved by</th><th>Status</th></tr>
-{''.join(rows) or empty}</table>
-<p><small>Audit log head: entry {head['seq']}, hash {html.escape(str(head['hash']))}</small></p>
-</body></html>"""
+def _when(stamp: str | None) -> str:
+    """An ISO time as a date a person reads: 1 December 2026."""
+    if not stamp:
+        return ""
+    try:
+        day = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    return f"{day.day} {day.strftime('%B %Y')}"
+
+
+def _epsilon(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def privacy_in_words(entry: dict[str, Any]) -> str:
+    """The privacy cost of a study as a sentence."""
+    parts = []
+    for dataset, p in entry["privacy"].items():
+        parts.append(f"ε {_epsilon(p['epsilon'])} for the residents in {dataset}")
+    eps = max((p["epsilon"] for p in entry["privacy"].values()), default=0.0)
+    first: dict[str, float] = next(iter(entry["privacy"].values()), {})
+    delta = first.get("delta", 1e-6)
+    return (f"The privacy cost per resident is {', '.join(parts)} (with δ = {delta:g}). This means whatever the "
+            f"study publishes is at most {math.exp(eps):.1f} times more or less likely with any one resident's records "
+            "than without them, so nobody can tell from the results whether a given person was in the data.")
+
+
+def register_sentences(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """One study's register entry as (heading, plain sentences), in the order of the Amsterdam and Helsinki
+    algorithm registers: summary first, then data, model, non-discrimination, human oversight, risks, contact."""
+    datasets = ", ".join(entry["datasets"])
+    decisions = [f"{'approved' if a['decision'] == 'approve' else 'rejected'} by {a['by']}, the privacy officer "
+                 f"for {a['dataset']}, on {_when(a['at'])}" for a in entry["human_oversight"]]
+    status = _STATUS_WORDS.get(entry["status"], entry["status"])
+    dates = entry["dates"]
+    return [
+        ("Summary", f"{entry['responsible_organisation']} runs the study “{entry['name']}”. Its purpose: "
+                    f"{entry['purpose'].rstrip('.')}. The study {status}"
+                    + (f"; it was approved on {_when(dates.get('approved'))}" if dates.get("approved") else "")
+                    + (f" and finished on {_when(dates.get('finished'))}" if dates.get("finished") else "") + "."),
+        ("Legal basis", entry["legal_basis"].rstrip(".") + "."),
+        ("Data", f"It uses the data period {entry['data_period']} of {datasets} (data contract "
+                 f"{entry['contract']}). The variables used are: {'; '.join(entry['variables'])}. The data stay "
+                 "with the sector that holds them; only noisy aggregates leave."),
+        ("Model", f"{entry['mechanism']} It releases {', '.join(entry['output_kinds'])}."),
+        ("Privacy cost", privacy_in_words(entry)),
+        ("Non-discrimination", "The study makes no decision about any person and produces no score for anyone: it "
+                               "releases aggregate figures for planning services. Groups that are small in the data "
+                               "get results with wide uncertainty rather than being left out, and the report shows "
+                               "that uncertainty."),
+        ("Human oversight", "Every dataset's privacy officer decides before anything is computed: "
+                            + ("; ".join(decisions) if decisions else "no decision yet") + ". Each decision is "
+                            "recorded in a signed, tamper-evident audit log."),
+        ("Risks", "Re-identification of a resident is the main risk; differential privacy bounds it as described "
+                  "above, and every node checks the privacy cost itself before releasing anything. Results on "
+                  "small groups can be too noisy to use; the report states the uncertainty of each figure."),
+        ("Contact", f"Questions about this study: {entry['contact']} ({entry['responsible_organisation']})."),
+    ]
+
+
+_STATUS_WORDS = {"approved": "is approved and waiting to run", "launching": "is starting", "running": "is running",
+                 "released": "has finished and its results are published", "failed": "was approved but did not "
+                 "finish; nothing was released", "pending": "awaits approval", "rejected": "was rejected"}
+
+
+def register_sentences_html(entry: dict[str, Any]) -> str:
+    """The entry as a definition list of sentences (for the study report)."""
+    return "<dl class='register'>" + "".join(f"<dt>{html.escape(h)}</dt><dd>{html.escape(t)}</dd>"
+                                             for h, t in register_sentences(entry)) + "</dl>"

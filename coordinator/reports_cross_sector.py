@@ -16,9 +16,11 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
-__all__ = ["CSS", "TOP", "cross_sector_section"]
+from coordinator.charts import count_text, finite, percent_text, ratio_text, signed_text
+
+__all__ = ["TOP", "cross_sector_section"]
 
 #: a CSV table: header and rows
 Table = tuple[list[str], list[list[Any]]]
@@ -33,64 +35,12 @@ _REACH = 8.0
 _OCTAVES_FOR_BASE_2 = 7.0
 
 _CLEAR, _UNCLEAR = "#b2182b", "#666"
-_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
-
-#: the section's styles, for the page's <style>
-CSS = (".plain{border:1px solid #9bb;background:#f3f8f8;padding:.6em 1.2em;margin:1em 0}.plain h3{margin:.3em 0}"
-       ".plain li{margin:.25em 0}td.num{text-align:right;white-space:nowrap}.sector{color:#666;font-size:.85em}"
-       "tr.factor-row td,tr.pair-row td{font-size:.9em}.ci{color:#444;font-size:.9em}figure.forest{margin-bottom:.8em}")
 
 
-# -- numbers for people ------------------------------------------------------------------------------------------
 
-def _finite(v: Any) -> TypeGuard[float]:
-    """a finite number (JSON gives no infinity, but a hand-made result or an overflow can)"""
-    return isinstance(v, (int, float)) and math.isfinite(v)
+# -- numbers for people (the formats are coordinator.charts'; these names keep the module's own spelling) --------
 
-
-def _scientific(v: float) -> str:
-    exponent = math.floor(math.log10(abs(v)))
-    mantissa = v / 10**exponent
-    if round(abs(mantissa), 1) >= 10:   # 9.96 rounds up to the next power
-        mantissa, exponent = mantissa / 10, exponent + 1
-    return f"{mantissa:.1f}×10{str(exponent).translate(_SUPERSCRIPT)}".replace("-", "−")
-
-
-def _ratio(v: Any) -> str:
-    """A positive ratio, e.g. 2.31, 0.47, 12.5, 1,234; tiny and huge ones as 7.2×10⁶."""
-    if not _finite(v):
-        return "∞" if v == math.inf else "n/a"
-    if v <= 0:
-        return "0"
-    if v >= 1e4 or v < 1e-3:
-        return _scientific(v)
-    if v >= 100:
-        return f"{v:,.0f}"
-    if v >= 10:
-        return f"{v:.1f}"
-    return f"{v:.2f}" if v >= 0.1 else f"{v:.2g}"
-
-
-def _signed(v: Any, digits: int = 2) -> str:
-    """A number that can be negative (RERI, z), with a real minus sign."""
-    if not _finite(v):
-        return "n/a"
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 10**-digits):
-        return _scientific(v)
-    text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.{digits}f}"
-    return text.replace("-", "−")
-
-
-def _count(v: Any) -> str:
-    return f"{v:,.0f}".replace("-", "−") if _finite(v) else "n/a"
-
-
-def _percent(v: Any) -> str:
-    if not _finite(v):
-        return "n/a"
-    if 0 < v < 0.001:
-        return "< 0.1 %"
-    return f"{100 * v:.1f} %"
+_finite, _ratio, _signed, _count, _percent = finite, ratio_text, signed_text, count_text, percent_text
 
 
 def _share(v: Any) -> str:
@@ -485,4 +435,44 @@ def cross_sector_section(outputs: dict[str, Any], privacy: dict[str, Any],
     else:
         parts.append("<p>No factor was released in this study.</p>")
     parts += ["<h3>Combinations of two factors</h3>", _pair_table(pairs, str(outputs.get("pair_rule", "")), top)]
-    return "".join(parts), {"factors.csv": _factors_csv(factors), "pairs.csv": _pairs_csv(pairs)}
+    tables = {"factors.csv": _factors_csv(factors), "pairs.csv": _pairs_csv(pairs)}
+    adjusted = outputs.get("adjusted_model")
+    if adjusted:
+        holder = {str(r["factor"]): str(r.get("dataset", "")) for r in factors}
+        parts.append(_adjusted_table(adjusted, holder))
+        tables["adjusted.csv"] = _adjusted_csv(adjusted, holder)
+    return "".join(parts), tables
+
+
+def _adjusted_table(adjusted: dict[str, Any], holder: dict[str, str]) -> str:
+    """The screened factors adjusted for each other: the multivariable view beside the one-at-a-time one."""
+    head = ("<tr><th>rank</th><th>factor</th><th>dataset</th><th>adjusted odds ratio (95 % interval)</th>"
+            "<th>adjusted risk difference, percentage points (95 % interval)</th><th>z</th>"
+            "<th>share of the variance from privacy noise</th></tr>")
+    body = []
+    for row in adjusted.get("factors", []):
+        difference = row["risk_difference"]
+        points = _Interval(100 * float(difference["estimate"]), 100 * float(difference["lower"]),
+                           100 * float(difference["upper"]))
+        body.append(f"<tr><td class='num'>{row['rank']}</td><td>{html.escape(str(row['factor']))}</td>"
+                    f"<td>{html.escape(holder.get(str(row['factor']), ''))}</td>"
+                    f"<td class='num'>{html.escape(_Interval.of(row['odds_ratio']).ratio())}</td>"
+                    f"<td class='num'>{html.escape(' '.join(points.parts(log_scale=False)))}</td>"
+                    f"<td class='num'>{_signed(row.get('z'))}</td><td class='num'>{_share(row.get('noise_share'))}</td></tr>")
+    return (f"<h3>The screened factors adjusted for each other</h3><p>{html.escape(str(adjusted.get('screen', '')))}"
+            f"; fitted from the released counts alone ({html.escape(str(adjusted.get('method', '')))}). A factor that "
+            "only travels with stronger ones loses its association here; one that acts on its own keeps it.</p>"
+            f"<table class='factors'>{head}{''.join(body)}</table>"
+            "<p class='note'>The odds ratios come from one Newton step of the logistic likelihood from the model with "
+            "no factors; on the synthetic town they rank the factors as the exact fit does but overstate their size "
+            "(see the README). The risk differences are the exact least-squares fit of the same counts.</p>")
+
+
+def _adjusted_csv(adjusted: dict[str, Any], holder: dict[str, str]) -> Table:
+    header = ["rank", "factor", "dataset", "adjusted_or", "or_lower95", "or_upper95", "risk_difference",
+              "rd_lower95", "rd_upper95", "z", "noise_share"]
+    rows = [[r["rank"], r["factor"], holder.get(str(r["factor"]), ""), r["odds_ratio"]["estimate"],
+             r["odds_ratio"]["lower"], r["odds_ratio"]["upper"], r["risk_difference"]["estimate"],
+             r["risk_difference"]["lower"], r["risk_difference"]["upper"], r["z"], r["noise_share"]]
+            for r in adjusted.get("factors", [])]
+    return header, rows

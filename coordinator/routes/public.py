@@ -1,15 +1,16 @@
-"""Routes anyone may call: health, the public register (JSON and page), the study-signing public key."""
+"""Routes anyone may call: health, the public register's JSON, the study-signing public key. (The register's
+page is one of the web pages, ``coordinator.web.pages_public``.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 
 from coordinator.api_models import HealthOut, RegisterOut
 from coordinator.authz import CoordinatorDep, SessionDep
-from coordinator.public_register import register_entries, register_page
+from coordinator.public_register import register_entries
 from federation.signing import public_key_pem
 
 router = APIRouter(tags=["public"])
@@ -23,11 +24,6 @@ def health() -> dict[str, str]:
 @router.get("/v1/register", name="public_register", response_model=RegisterOut)
 def public_register(session: SessionDep) -> dict[str, Any]:
     return register_entries(session)
-
-
-@router.get("/register", name="public_register_page", response_class=HTMLResponse)
-def public_register_page(session: SessionDep) -> str:
-    return register_page(register_entries(session))
 
 
 @router.get("/v1/signing-key", name="signing_key", response_class=PlainTextResponse)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from coordinator import runner
@@ -16,6 +16,7 @@ from coordinator.authz import CoordinatorDep, CurrentPrincipal, SessionDep
 from coordinator.models import Study
 from coordinator.reports import study_report
 from coordinator.routes._common import ERRORS, HTML_ERRORS
+from coordinator.web.render import REPORT_CSP
 from coordinator.studies import cost_preview, create_study, decide, get_study, study_json
 from federation.templates import TEMPLATES
 
@@ -76,6 +77,7 @@ def results(study_id: StudyId, principal: CurrentPrincipal, session: SessionDep)
 
 @router.get("/v1/studies/{study_id}/report", name="study_report", response_class=HTMLResponse,
             responses=HTML_ERRORS)
-def report(study_id: StudyId, principal: CurrentPrincipal, session: SessionDep) -> str:
+def report(study_id: StudyId, principal: CurrentPrincipal, session: SessionDep, response: Response) -> str:
     """The study's self-contained HTML report (no scripts, no external assets), as ``tillit study results --out`` writes it."""
+    response.headers["Content-Security-Policy"] = REPORT_CSP
     return study_report(session, study_id)

@@ -7,6 +7,7 @@ databases (each test gets its own database, dropped afterwards); otherwise those
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,26 @@ class World:
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def browser(self, who: str | None = None) -> TestClient:
+        """A client like a browser on this coordinator (https, so the Secure cookie is kept), signed in as ``who``
+        through the sign-in form (None: signed out)."""
+        client = TestClient(self.app, base_url="https://testserver")
+        if who is not None:
+            page = client.get("/sign-in")
+            nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+            assert nonce is not None, page.text
+            answer = client.post("/sign-in", data={"nonce": nonce.group(1), "token": self.tokens[who], "next": "/"},
+                                 headers={"origin": "https://testserver"}, follow_redirects=False)
+            assert answer.status_code == 303, answer.text
+        return client
+
+    @staticmethod
+    def csrf(client: TestClient) -> str:
+        """The CSRF token of the browser's session, as its pages' forms carry it."""
+        found = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
+        assert found is not None
+        return found.group(1)
 
     def draft(self, study_id: str, municipalities: tuple[str, ...] = ("espoo",), epsilon: float = 1.0,
               **extra: object) -> dict[str, object]:

@@ -18,7 +18,6 @@ VERDICT = {"verdict": "pass", "rows": 10, "checks": 5, "failed_checks": 0, "warn
 MATRIX: dict[str, tuple[str, str, object, frozenset[str] | None]] = {
     "health": ("GET", "/healthz", None, None),
     "public_register": ("GET", "/v1/register", None, None),
-    "public_register_page": ("GET", "/register", None, None),
     "signing_key": ("GET", "/v1/signing-key", None, None),
     "whoami": ("GET", "/v1/me", None, frozenset({"admin", "officer", "analyst", "node"})),
     "create_principal": ("POST", "/v1/principals", {"name": "new-{who}", "role": "analyst"}, frozenset({"admin"})),
@@ -47,6 +46,41 @@ MATRIX: dict[str, tuple[str, str, object, frozenset[str] | None]] = {
     "audit_verify": ("GET", "/v1/audit/verify", None, frozenset({"admin", "officer"})),
 }
 CALLERS = ("none", "forged", "admin", "officer", "analyst", "node")
+STAFF = frozenset({"admin", "officer", "analyst"})
+SIGNED_IN = frozenset({"admin", "officer", "analyst", "node"})
+
+#: every web page (coordinator.web): route name -> (method, path, form, roles allowed); None = public. Forms get the
+#: signed-in browser's CSRF token; the same policy table decides, so a change of policy is made here too.
+PAGES: dict[str, tuple[str, str, dict[str, str] | None, frozenset[str] | None]] = {
+    "public_register_page": ("GET", "/register", None, None),
+    "public_register_export_json": ("GET", "/register/eurocities.json", None, None),
+    "public_register_export_csv": ("GET", "/register/eurocities.csv", None, None),
+    "web_sign_in_form": ("GET", "/sign-in", None, None),
+    "web_sign_in": ("POST", "/sign-in", {"token": "x"}, None),
+    "web_home": ("GET", "/", None, SIGNED_IN),
+    "web_sign_out": ("POST", "/sign-out", {}, SIGNED_IN),
+    "web_nodes": ("GET", "/nodes", None, SIGNED_IN),
+    "web_datasets": ("GET", "/datasets", None, frozenset({"admin", "officer"})),
+    "web_dataset": ("GET", "/datasets/espoo/health_care", None, frozenset({"admin", "officer"})),
+    "web_set_budget": ("POST", "/datasets/espoo/health_care/budget", {"period": "2024", "epsilon": "4"},
+                       frozenset({"officer"})),
+    "web_approvals": ("GET", "/approvals", None, frozenset({"officer"})),
+    "web_check_study": ("GET", "/studies/pending-study/check", None, frozenset({"officer"})),
+    "web_decide_study": ("POST", "/studies/pending-study/decision", {"decision": "reject", "reason": "not now"},
+                         frozenset({"officer"})),
+    "web_ledger": ("GET", "/ledger", None, frozenset({"admin", "officer"})),
+    "web_audit": ("GET", "/audit", None, frozenset({"admin", "officer"})),
+    "web_templates": ("GET", "/templates", None, STAFF),
+    "web_new_study": ("GET", "/studies/new?template=health_transitions", None, frozenset({"analyst"})),
+    "web_preview_study": ("POST", "/studies/preview", {"template": "health_transitions", "id": "web-preview",
+                                                        "municipalities": "espoo"}, frozenset({"analyst"})),
+    "web_create_study": ("POST", "/studies", {"template": "health_transitions", "id": "x"}, frozenset({"analyst"})),
+    "web_studies": ("GET", "/studies", None, STAFF),
+    "web_study": ("GET", "/studies/pending-study", None, STAFF),
+    "web_study_progress": ("GET", "/studies/pending-study/progress", None, STAFF),
+    "web_run_study": ("POST", "/studies/pending-study/run", {}, frozenset({"analyst"})),
+    "web_study_download": ("GET", "/studies/pending-study/files/result.json", None, STAFF),
+}
 
 
 def _call(world: World, name: str, who: str) -> tuple[int, dict[str, object] | str]:
@@ -63,9 +97,9 @@ def _call(world: World, name: str, who: str) -> tuple[int, dict[str, object] | s
 
 
 def test_the_matrix_covers_every_route(world: World) -> None:
-    # every operation in the service's own OpenAPI document, by route name
+    # every route by name: the API's operations (all in the OpenAPI document) and the pages (none in it)
     routes = {r.name for r in _api_routes(world.app.routes)}
-    assert routes == set(MATRIX)
+    assert routes == set(MATRIX) | set(PAGES)
     assert len(world.app.openapi()["paths"]) == len({path for _, path, _, _ in MATRIX.values()})
 
 
@@ -121,3 +155,38 @@ def test_a_node_cannot_move_its_dataset_to_another_contract(world: World) -> Non
                                 headers=world.headers("node"))
     # Assert
     assert response.status_code == 409 and "enrolled under contract health_care" in response.json()["detail"]
+
+
+def _page_call(world: World, name: str, who: str) -> tuple[int, str, str]:
+    """A page as ``who`` sees it in a browser signed in as them (``none``: signed out)."""
+    method, path, form, _ = PAGES[name]
+    client = world.browser(None if who == "none" else who)
+    if method == "GET":
+        response = client.get(path, headers={"accept": "text/html"}, follow_redirects=False)
+    else:
+        data = {**(form or {}), "csrf": world.csrf(client)} if who != "none" else dict(form or {})
+        response = client.post(path, data=data, headers={"accept": "text/html", "origin": "https://testserver"},
+                               follow_redirects=False)
+    return response.status_code, response.headers.get("location", ""), response.text
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_every_page_answers_each_role_as_the_policy_says(world: World, name: str) -> None:
+    # Prepare: a pending study on Espoo's health data for the study pages
+    created = world.client.post("/v1/studies", json=world.draft("pending-study"), headers=world.headers("analyst"))
+    assert created.status_code == 201, created.text
+    allowed = PAGES[name][3]
+    for who in ("none", "admin", "officer", "analyst", "node"):
+        # Execute
+        status, location, body = _page_call(world, name, who)
+        # Assert: signed out → the sign-in page; a role the table refuses → the 403 page; else no refusal
+        if allowed is None:
+            assert status in (200, 401, 403, 303) and status < 500, (name, who, status)
+            if name not in ("web_sign_in", "web_sign_in_form"):   # a signed-in browser skips the sign-in form
+                assert status == 200, (name, who, status)
+        elif who == "none":
+            assert status == 303 and location.startswith("/sign-in?next="), (name, status, location)
+        elif who not in allowed:
+            assert status == 403 and "<title>Error: You cannot see this page" in body, (name, who, status)
+        else:
+            assert status not in (401, 403) and status < 500, (name, who, status, body[:2000])

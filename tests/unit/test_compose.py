@@ -91,3 +91,16 @@ def test_docker_compose_parses_the_file_with_every_secret_and_volume_given(tmp_p
     missing = subprocess.run([binary, "-f", str(COMPOSE), "config", "-q"], env={"PATH": os.environ["PATH"]},
                              capture_output=True, text=True, timeout=120, check=False)
     assert missing.returncode != 0 and "TILLIT_" in missing.stderr     # refuses to start without its secrets
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    # Prepare: the packages pyproject installs
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    include = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    # Execute
+    copied = {line.split()[1] for line in (root / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    # Assert
+    assert packages <= copied, sorted(packages - copied)

@@ -242,12 +242,14 @@ def test_privacy_spent_and_the_mechanism_table_read_well_for_this_result(sample:
     # nested noise scales one line per dataset, not a dict's repr
     privacy = sample["privacy"]
     spent = page[page.index("<h2>Privacy spent</h2>"):page.index("<h2>Mechanism</h2>")]
-    assert spent.count('class="plot budget"') == len(privacy["per_dataset"])
-    assert "2 of 5" in spent
+    assert spent.count('class="plot budget"') == len(balances)   # a bar where the dataset's budget is known
+    assert spent.count("<tr><td>espoo/") == len(privacy["per_dataset"])
+    assert "ε 2.00 spent of 5.00 for the period" in spent and "<td>2.00 of 5.00</td>" in spent
     factor_rho = privacy["per_dataset"]["espoo/child_health"]["rho"]
     assert factor_rho < privacy["rho"]
-    assert f"<td>ε {epsilon(factor_rho, privacy['delta']):.3g} (ρ {factor_rho:.4g})</td>" in spent
-    assert f"<td>ε {privacy['epsilon']:.3g} (ρ {privacy['rho']:.4g})</td>" in spent
+    factor_eps = epsilon(factor_rho, privacy["delta"])
+    assert f"<td>ε {factor_eps:.2f} (ρ {factor_rho:.3g})</td>" in spent
+    assert f"<td>ε {privacy['epsilon']:.2f} (ρ {privacy['rho']:.3g})</td>" in spent
     mechanism = page[page.index("<h2>Mechanism</h2>"):]
     assert "{&#x27;" not in mechanism and "{'" not in mechanism
     assert f"<li>espoo/education: {sample['privacy']['noise_scales']['exposed']['espoo/education']:.4g}</li>" in mechanism

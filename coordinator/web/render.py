@@ -1,0 +1,88 @@
+"""Rendering pages: one Jinja2 environment (autoescaped), the page headers, and the error pages.
+
+Every page is served with a strict Content-Security-Policy (:data:`PAGE_CSP`: only this site's own scripts,
+styles and images; no inline script or style, no framing); a study report, whose styles are inline so that it
+opens offline, gets :data:`REPORT_CSP` (no script at all).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from coordinator.charts import epsilon_text, number_text
+from coordinator.web.strings import LANGUAGES, text
+
+__all__ = ["PAGE_CSP", "REPORT_CSP", "Problem", "error_page", "render"]
+
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _when(stamp: str | None) -> str:
+    if not stamp:
+        return ""
+    try:
+        at = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    return at.strftime("%d %b %Y %H:%M:%S UTC")
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["eps"] = epsilon_text
+    env.filters["num"] = number_text
+    env.filters["when"] = _when
+    return env
+
+
+_ENV = _environment()
+
+
+class Problem:
+    """One error of a form, for the error summary and beside its field (GOV.UK pattern)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+
+
+def render(request: Request, page: str, status: int = 200, headers: dict[str, str] | None = None,
+           **context: Any) -> HTMLResponse:
+    """A page from the template ``page``: the context gets ``t`` (strings), the signed-in principal (``signed``, if any)
+    and its CSRF token for the forms."""
+    lang = LANGUAGES[0]
+    signed = getattr(request.state, "signed", None)
+    problems: list[Problem] = context.pop("problems", [])
+
+    def t(key: str, **values: object) -> str:
+        return text(key, lang, **values)
+
+    body = _ENV.get_template(page).render(
+        t=t, lang=lang, signed=signed, csrf=signed.csrf if signed else "", problems=problems,
+        errors={p.field: p.message for p in problems}, path=request.url.path, Markup=Markup, **context)
+    return HTMLResponse(body, status_code=status, headers=headers)
+
+
+_TITLES = {403: ("forbidden_title", "forbidden_body"), 404: ("not_found_title", "not_found_body"),
+           409: ("conflict_title", ""), 503: ("unavailable_title", ""), 500: ("server_error_title", "server_error_body")}
+
+
+def error_page(request: Request, status: int, detail: str, title_key: str | None = None) -> HTMLResponse:
+    """An error page: "Error:" in its title, the summary above the heading, what to do next."""
+    title, body = _TITLES.get(status, ("invalid_title", ""))
+    if title_key is not None:
+        title, body = title_key, title_key.replace("_title", "_body")
+    return render(request, "error.html", status=status, title_key=title, body_key=body,
+                  detail=detail if status != 500 else "")
