@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.validation_vs_pandera
 	$(BIN)/python -m benchmarks.synth_time
 	$(BIN)/python -m benchmarks.federation_dpgd
+	$(BIN)/python -m benchmarks.logreg_convergence --quick
 
 typecheck: setup
 	$(BIN)/python -m mypy

@@ -189,6 +189,9 @@ class NoiseMeaning(BaseModel):
 
 class DatasetCostOut(Amount):
     delta: float
+    #: ε of this study alone (the exact Gaussian curve for a study calibrated to it); ``epsilon`` is what the
+    #: charge counts as against the budget (OpenDP's zCDP conversion, how budgets add up)
+    study_epsilon: float
     noise: NoiseMeaning
     #: the dataset's budget for the study's period, if its privacy officer has set one
     budget: BalanceOut | None

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from coordinator.lifecycle import LISTED
 from coordinator.models import Approval, ChainHead, Study
-from federation.privacy import PrivacyLoss, epsilon
+from federation.privacy import PrivacyLoss, epsilon, study_epsilon
 from federation.spec import StudySpec
 
 __all__ = ["privacy_in_words", "register_entries", "register_entry", "register_sentences", "register_sentences_html"]
@@ -58,9 +58,13 @@ def _mechanism(spec: StudySpec) -> str:
                 "node that holds it, and none is computed.")
     if spec.model is not None:
         m = spec.model
-        return (f"Logistic regression by differentially private gradient descent: {m.rounds} rounds of "
-                f"{m.local_steps} local steps; each resident's gradient clipped to norm {m.clipping_norm:g} and "
-                "Gaussian noise added at every node on every step; the coordinator averages noisy updates.")
+        if m.method == "newton":
+            return (f"Logistic regression by a noisy Newton method: {m.round_count} rounds; in each, every node adds "
+                    "Gaussian noise to the sum of its residents' gradients (each resident's clipped) and, in a few "
+                    "rounds, to the curvature of its data; the coordinator adds the noisy sums and steps.")
+        return (f"Logistic regression by differentially private gradient descent: {m.round_count} rounds of "
+                f"{m.local_steps} local steps; each resident's gradient clipped to norm {m.clipping_norm or 1.0:g} "
+                "and Gaussian noise added at every node on every step; the coordinator averages noisy updates.")
     return ("Counts with Gaussian noise added at every node before anything leaves it; the coordinator sums "
             "the noisy counts and turns them into proportions.")
 
@@ -73,6 +77,14 @@ def register_entries(session: Session) -> dict[str, Any]:
     head = session.get(ChainHead, 1)
     return {"register": "Tillit public study register", "studies": entries,
             "audit_head": {"seq": head.seq if head else 0, "hash": head.hash if head else None}}
+
+
+def _privacy(spec: StudySpec, loss: PrivacyLoss) -> dict[str, Any]:
+    """A dataset's cost: ε of this study alone (the exact Gaussian curve for a study of Gaussian releases
+    calibrated to it), and what the charge counts as against a budget set in ε (zCDP)."""
+    rho, delta = float(loss.rho), spec.privacy.delta
+    return {"epsilon": round(study_epsilon(spec, loss), 6), "epsilon_zcdp": round(epsilon(rho, delta), 6),
+            "delta": delta, "rho": rho}
 
 
 def register_entry(session: Session, study: Study) -> dict[str, Any]:
@@ -88,9 +100,7 @@ def register_entry(session: Session, study: Study) -> dict[str, Any]:
         "datasets": list(spec.datasets), "contract": spec.contract or "several (one per sector)",
         "variables": _variables(spec),
         "privacy_unit": "resident",
-        "privacy": {d: {"epsilon": round(epsilon(float(PrivacyLoss(u).rho), spec.privacy.delta), 6),
-                        "delta": spec.privacy.delta, "rho": float(PrivacyLoss(u).rho)}
-                    for d, u in sorted(cost.items())},
+        "privacy": {d: _privacy(spec, PrivacyLoss(u)) for d, u in sorted(cost.items())},
         "mechanism": _mechanism(spec), "output_kinds": _OUTPUTS[spec.task],
         "human_oversight": [{"dataset": a.dataset, "decision": a.decision, "by": a.officer, "at": a.at}
                             for a in approvals],

@@ -184,6 +184,18 @@ def report_body(result: dict[str, Any], balances: list[dict[str, Any]] | None = 
         tables["coefficients.csv"] = (["class", "feature", "coefficient", "lower95", "upper95"], table)
         sections.append("<h2>Model coefficients</h2>" + coefficient_plot(
             "Coefficients with 95 % intervals", rows_c, "log-odds per unit of the scaled feature"))
+        scaling = outputs.get("scaling_bounds") or {}
+        if scaling:   # what "per unit of the scaled feature" means, per numeric feature
+            rows_s = "".join(f"<tr><td>{html.escape(name)}</td><td class='num'>{b['low']:g}</td>"
+                             f"<td class='num'>{b['high']:g}</td><td>{html.escape(str(b['from']))}</td></tr>"
+                             for name, b in scaling.items())
+            sections.append("<p>Numeric features are scaled to [0, 1] between these bounds from the contract "
+                            "(values outside count as the nearer bound); a coefficient is the change in log-odds "
+                            "from the low to the high bound. A bound far beyond most values flattens a feature "
+                            "and its effect drowns in the noise: give the contract a plausible range "
+                            "(<code>warn_range</code>).</p><table><thead><tr><th scope='col'>feature</th>"
+                            "<th scope='col'>0 at</th><th scope='col'>1 at</th><th scope='col'>from the "
+                            f"contract's</th></tr></thead><tbody>{rows_s}</tbody></table>")
     if outputs.get("kind") == "cross_sector_counts":
         section, found_tables = cross_sector_section(outputs, privacy)
         sections.append(section)
@@ -191,11 +203,17 @@ def report_body(result: dict[str, Any], balances: list[dict[str, Any]] | None = 
     evaluation = outputs.get("evaluation")
     if evaluation:
         auc = evaluation.get("auc")
-        calibration = "".join(f"<tr><td class='num'>{c['predicted']:.3f}</td><td class='num'>{c['observed']:.3f}</td>"
-                              f"<td class='num'>{c['noisy_rows']:,.0f}</td></tr>" for c in evaluation.get("calibration", []))
-        sections.append(f"<h2>Private evaluation</h2><p>AUC {auc:.3f}, from noisy score histograms "
+        calibration = "".join(
+            f"<tr><td class='num'>{c['predicted']:.3f}</td><td class='num'>{c['observed']:.3f}</td>"
+            + ("<td class='num'>{:.3f} – {:.3f}</td>".format(*c["calibration_interval"])
+               if "calibration_interval" in c else "<td></td>")
+            + f"<td class='num'>{c['noisy_rows']:,.0f}</td></tr>" for c in evaluation.get("calibration", []))
+        interval = evaluation.get("auc_interval")
+        auc_text = f"AUC {auc:.3f}" + (" (95 % interval {:.3f} – {:.3f})".format(*interval) if interval else "")
+        sections.append(f"<h2>Private evaluation</h2><p>{auc_text}, from noisy score histograms "
                         f"({html.escape(evaluation['note'])}). Calibration, bins well above the noise:</p>" if auc is not None else "<h2>Private evaluation</h2>")
         sections.append("<table><thead><tr><th scope='col'>predicted</th><th scope='col'>observed</th>"
+                        "<th scope='col'>interval (a calibrated model's prediction lies in it)</th>"
                         f"<th scope='col'>noisy rows</th></tr></thead><tbody>{calibration}</tbody></table>")
     sections.append("<h2>Privacy spent</h2>" + _budget(privacy, balances or []))
     mechanism = {k: v for k, v in privacy.items() if k not in ("per_dataset",)}

@@ -60,6 +60,7 @@ def _cost_json(session: Session, spec: StudySpec, plan: StudyPlan) -> dict[str, 
         found = balance(session, dataset, period)
         per_dataset[dataset] = {
             **amount_json(cost, spec.privacy.delta), "delta": spec.privacy.delta,
+            "study_epsilon": plan.epsilon_of(dataset),
             "budget": found.to_json() if found else None,
             "fits": bool(found and found.fits(cost)),
             "noise": plan.what_noise_means(dataset),

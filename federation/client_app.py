@@ -22,7 +22,7 @@ from flwr.clientapp import ClientApp
 from common.errors import RefusalCode, StudyRefused
 from federation.privacy import Balance, PrivacyLoss
 from federation.protocol import (
-    OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_reply, read_array, read_blobs, read_prefixed, unpack_request,
+    OP_EVALUATE, OP_NEWTON, OP_PREPARE, OP_TABLE, OP_TRAIN, pack_reply, read_array, read_blobs, read_prefixed, unpack_request,
 )
 from federation.spec import StudySpec, parse_spec
 from federation.vertical.protocol import STEPS, VALUE_PREFIX, Step, StepReply
@@ -53,6 +53,9 @@ class NodeService(Protocol):
     def table(self, spec: StudySpec) -> np.ndarray: ...
 
     def train_round(self, spec: StudySpec, params: np.ndarray, round_: int) -> tuple[np.ndarray, float]: ...
+
+    def newton_round(self, spec: StudySpec, params: np.ndarray,
+                     round_: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     def evaluate(self, spec: StudySpec, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -109,6 +112,9 @@ def _answer(service: ServiceFactory, msg: Message, context: Context) -> Message:
             params, noisy_count = node.train_round(spec, read_array(msg.content, "params"), round_)
             arrays["params"] = params
             values["noisy_count"] = float(noisy_count)
+        elif op == OP_NEWTON:
+            arrays["gradient"], arrays["hessian"], arrays["trace"] = node.newton_round(
+                spec, read_array(msg.content, "params"), round_)
         elif op == OP_EVALUATE:
             arrays["histogram"], arrays["fisher"] = node.evaluate(spec, read_array(msg.content, "params"))
         else:

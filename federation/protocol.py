@@ -16,12 +16,13 @@ from collections.abc import Mapping
 import numpy as np
 from flwr.app import ConfigRecord, RecordDict
 
-__all__ = ["OP_EVALUATE", "OP_PREPARE", "OP_TABLE", "OP_TRAIN", "REPLY", "message_bytes", "pack_blobs", "pack_reply",
+__all__ = ["OP_EVALUATE", "OP_NEWTON", "OP_PREPARE", "OP_TABLE", "OP_TRAIN", "REPLY", "message_bytes", "pack_blobs", "pack_reply",
            "pack_request", "read_all", "read_array", "read_blobs", "read_prefixed", "read_value", "unpack_blobs", "unpack_request"]
 
 OP_PREPARE = "prepare"
 OP_TABLE = "table"
 OP_TRAIN = "train"
+OP_NEWTON = "newton"
 OP_EVALUATE = "evaluate"
 _REQUEST = "tillit"
 #: the record every reply holds

@@ -16,8 +16,10 @@ import numpy as np
 from federation.privacy import StudyPlan
 from federation.projection import Z95, matrix_intervals, ordinal_shrinkage_intervals, project
 from federation.spec import StudySpec
+from federation.tasks.newton import NewtonSolver
 
-__all__ = ["evaluation_outputs", "model_outputs", "table_outputs", "write_result"]
+__all__ = ["evaluation_outputs", "model_outputs", "newton_intervals", "private_evaluation", "table_outputs",
+           "write_result"]
 
 
 def table_outputs(spec: StudySpec, plan: StudyPlan, counts: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -87,46 +89,67 @@ def model_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, weights:
         "classes": list(model.classes),
         "reference_class": model.classes[0],
         "features": list(model.features),
-        "feature_scaling": "numbers scaled to [0, 1] by the contract's plausible range (else its range), clipped; categories one-hot",
+        "feature_scaling": "numbers scaled to [0, 1] by the contract's plausible range (warn_range, else its "
+                           "range) and clipped; booleans 0/1; categories one-hot; coefficients are per that scale",
+        "scaling_bounds": {name: {"low": lo, "high": hi, "from": source} for name, (lo, hi, source) in model.scaling},
         "coefficients": coefficients,
         "parameters": params.tolist(),
-        "noisy_residents": weights,
+        "optimizer": model.optimizer,
     }
+    if weights:   # gradient descent weights its nodes by their noisy resident counts; Newton needs no count
+        outputs["noisy_residents"] = weights
     if len(model.classes) == 2:
         outputs["odds_ratios"] = {f: math.exp(v) for f, v in coefficients[model.classes[1]].items()}
     return outputs
 
 
+def private_evaluation(plan: StudyPlan, histogram: np.ndarray, nodes: int) -> dict[str, Any]:
+    """The ``evaluation`` section from the summed noisy score histograms of ``nodes`` nodes."""
+    from federation.evaluation import private_evaluation as evaluate
+
+    assert plan.model is not None and plan.model.evaluation is not None
+    e = plan.model.evaluation
+    return {"evaluation": evaluate(histogram, e.histogram_noise_scale * math.sqrt(nodes), e.prediction_weight)}
+
+
+def newton_intervals(plan: StudyPlan, params: np.ndarray, solver: NewtonSolver) -> dict[str, Any]:
+    """Standard errors and approximate 95 % intervals of a Newton fit: sampling (the inverse of the noisy
+    curvature) plus the DP noise the averaged iterates keep (:meth:`NewtonSolver.covariance`)."""
+    model = plan.model
+    assert model is not None
+    sampling, noise = solver.covariance()
+    errors = np.sqrt(np.clip(np.diag(sampling + noise), 0, None)).reshape(params.shape)
+    noise_only = np.sqrt(np.clip(np.diag(noise), 0, None)).reshape(params.shape)
+    out: dict[str, Any] = {
+        "standard_errors": {c: dict(zip(model.features, map(float, e))) for c, e in zip(model.classes[1:], errors)},
+        "standard_errors_dp_noise": {c: dict(zip(model.features, map(float, e)))
+                                     for c, e in zip(model.classes[1:], noise_only)},
+        "coefficient_intervals": {
+            c: {f: [float(v - Z95 * e), float(v + Z95 * e)] for f, v, e in zip(model.features, row, err)}
+            for c, row, err in zip(model.classes[1:], params, errors)},
+        "interval_note": "approximate: the inverse of the noisy curvature (sampling) plus the covariance the DP "
+                         "noise leaves in the mean of the last iterates (a stationary autoregression)",
+    }
+    if len(model.classes) == 2:
+        out["odds_ratio_intervals"] = {f: [math.exp(lo), math.exp(hi)]
+                                       for f, (lo, hi) in out["coefficient_intervals"][model.classes[1]].items()}
+    return out
+
+
 def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, histogram: np.ndarray,
                        fisher: np.ndarray, residents: float, nodes: int) -> dict[str, Any]:
-    """Private metrics and coefficient intervals from the summed noisy histograms and Fisher information.
+    """Gradient descent: private metrics (:func:`private_evaluation`) and coefficient intervals from the summed
+    noisy histograms and Fisher information.
 
-    AUC and calibration come from the score histograms per outcome. Coefficient covariance is the
-    sampling part, the inverse Fisher information, plus the part the DP noise of gradient descent
-    leaves in the parameters: the stationary covariance of θ ← θ − (lr/N)(∇ + ξ), with ξ the sum
-    of the nodes' noise (a discrete Lyapunov equation). Both are approximations, stated as such.
+    Coefficient covariance is the sampling part, the inverse Fisher information, plus the part the DP noise of
+    gradient descent leaves in the parameters: the stationary covariance of θ ← θ − (lr/N)(∇ + ξ), with ξ the
+    sum of the nodes' noise (a discrete Lyapunov equation). Both are approximations, stated as such.
     """
     from scipy.linalg import solve_discrete_lyapunov
 
     model = plan.model
     assert model is not None and spec.model is not None
-    negatives, positives = np.clip(histogram[0], 0, None), np.clip(histogram[1], 0, None)
-    bins = len(negatives)
-    above = np.concatenate([np.cumsum(positives[::-1])[::-1][1:], [0.0]])       # positives in higher bins
-    p_total, n_total = positives.sum(), negatives.sum()
-    auc = float((negatives * (above + 0.5 * positives)).sum() / (p_total * n_total)) if p_total and n_total else None
-    from federation.tasks.logreg import LOGIT_RANGE
-
-    logit_edges = np.linspace(*LOGIT_RANGE, bins + 1)
-    centres = 1.0 / (1.0 + np.exp(-(logit_edges[:-1] + logit_edges[1:]) / 2))
-    roc = [[float(negatives[b:].sum() / n_total), float(positives[b:].sum() / p_total)]
-           for b in range(bins)] + [[0.0, 0.0]] if p_total and n_total else []
-    # a bin's observed rate is shown only where its rows clearly outweigh the noise on its two counts
-    assert model.evaluation is not None
-    enough = max(50.0, 5 * model.evaluation.histogram_noise_scale * math.sqrt(2 * nodes))
-    calibration = [{"predicted": float(centres[b]), "observed": float(positives[b] / total),
-                    "noisy_rows": float(total)}
-                   for b in range(bins) if (total := positives[b] + negatives[b]) >= enough]
+    evaluation = private_evaluation(plan, histogram, nodes)
     symmetric = (fisher + fisher.T) / 2
     values, vectors = np.linalg.eigh(symmetric)
     floor = max(float(values.max()) * 1e-6, 1e-6)
@@ -145,13 +168,9 @@ def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, his
         "standard_errors": {cls: dict(zip(model.features, map(float, errors)))},
         "coefficient_intervals": intervals,
         "odds_ratio_intervals": {f: [math.exp(lo), math.exp(hi)] for f, (lo, hi) in intervals[cls].items()},
-        "evaluation": {
-            "auc": auc, "roc": roc, "calibration": calibration, "noisy_positive_rows": float(p_total),
-            "noisy_negative_rows": float(n_total), "score_bins": bins,
-            "note": "AUC and calibration on the training rows; intervals are approximate "
-                    "(inverse noisy Fisher information plus the stationary DP-GD noise"
-                    + ("" if stable else "; DP part omitted: the step size is too large for the approximation") + ")",
-        },
+        "interval_note": "approximate: inverse noisy Fisher information plus the stationary DP-GD noise"
+                         + ("" if stable else "; DP part omitted: the step size is too large for the approximation"),
+        **evaluation,
     }
 
 

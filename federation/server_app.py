@@ -25,10 +25,12 @@ from common.errors import RefusalCode, TillitError
 from federation.flower_tuning import poll_interval, shorten_object_pull_backoff
 from federation.privacy import StudyPlan, plan_study
 from federation.protocol import (
-    OP_EVALUATE, OP_PREPARE, OP_TABLE, OP_TRAIN, message_bytes, pack_request, read_all, read_array, read_blobs,
-    read_value,
+    OP_EVALUATE, OP_NEWTON, OP_PREPARE, OP_TABLE, OP_TRAIN, message_bytes, pack_request, read_all, read_array,
+    read_blobs, read_value,
 )
-from federation.results import evaluation_outputs, model_outputs, table_outputs, write_result
+from federation.results import (
+    evaluation_outputs, model_outputs, newton_intervals, private_evaluation, table_outputs, write_result,
+)
 from federation.run_config import RunConfig
 from federation.spec import StudySpec, load_spec
 from federation.vertical.protocol import VALUE_PREFIX, Step, StepReply
@@ -293,15 +295,57 @@ def _run_table(link: _Link, spec: StudySpec, plan: StudyPlan,
     return table_outputs(spec, plan, counts), [stats]
 
 
+def _run_newton(link: _Link, spec: StudySpec, plan: StudyPlan,
+                nodes: dict[str, int]) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """The noisy Newton method (:mod:`federation.tasks.newton`): every round each node's noisy gradient sum and
+    curvature trace, in the plan's curvature rounds also its noisy curvature; the server steps and averages the
+    last iterates."""
+    from federation.tasks import NewtonSolver, feature_columns
+
+    model = plan.model
+    assert spec.model is not None and model is not None
+    shape = (len(model.classes) - 1, len(model.features))
+    solver = NewtonSolver(shape, model.noise_scale, model.hessian_noise_scale, feature_columns(model.features))
+    params = np.zeros(shape)
+    rounds: list[dict[str, Any]] = []
+    spec_json = spec.model_dump_json()
+    for round_ in range(1, model.rounds + 1):
+        link.progress("compute", round_ - 1, model.rounds)
+        requests = {d: (n, pack_request(OP_NEWTON, spec_json, round_, params)) for d, n in nodes.items()}
+        by_dataset, stats = link.ask(requests, f"round {round_}", expect=rounds[-1]["seconds"] if round_ >= 3 else 0.0,
+                                     quorum=spec.quorum)
+        nodes = {d: n for d, n in nodes.items() if d in by_dataset}   # a dropped node is not asked again
+        if round_ in model.hessian_rounds:
+            solver.update_curvature(np.sum([read_array(m.content, "hessian") for m in by_dataset.values()], axis=0),
+                                    len(by_dataset))
+        gradient = np.sum([read_array(m.content, "gradient") for m in by_dataset.values()], axis=0)
+        trace = float(np.sum([read_array(m.content, "trace") for m in by_dataset.values()]))
+        params = solver.step(params, gradient, len(by_dataset), trace)
+        rounds.append({"round": round_, **stats})
+    estimate = solver.estimate()
+    outputs = model_outputs(spec, plan, estimate, {})
+    outputs.update(newton_intervals(plan, estimate, solver))
+    if model.evaluation is not None:
+        link.progress("evaluate", model.rounds, model.rounds)
+        requests = {d: (n, pack_request(OP_EVALUATE, spec_json, model.rounds + 1, estimate)) for d, n in nodes.items()}
+        by_dataset, stats = link.ask(requests, "evaluation", quorum=spec.quorum)
+        histogram = np.sum([read_array(m.content, "histogram") for m in by_dataset.values()], axis=0)
+        outputs.update(private_evaluation(plan, histogram, len(by_dataset)))
+        rounds.append({"round": model.rounds + 1, "evaluation": True, **stats})
+    return outputs, rounds
+
+
 def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
                nodes: dict[str, int]) -> tuple[dict[str, Any], list[dict[str, float]]]:
     assert spec.model is not None and plan.model is not None
+    if plan.model.optimizer == "newton":
+        return _run_newton(link, spec, plan, nodes)
     params = np.zeros((len(plan.model.classes) - 1, len(plan.model.features)))
     weights: dict[str, float] = {}
     rounds: list[dict[str, Any]] = []
     spec_json = spec.model_dump_json()
-    for round_ in range(1, spec.model.rounds + 1):
-        link.progress("compute", round_ - 1, spec.model.rounds)
+    for round_ in range(1, spec.model.round_count + 1):
+        link.progress("compute", round_ - 1, spec.model.round_count)
         requests = {d: (n, pack_request(OP_TRAIN, spec_json, round_, params)) for d, n in nodes.items()}
         # round 1 also encodes each node's data; from round 3 on, the round before is a fair guide
         by_dataset, stats = link.ask(requests, f"round {round_}", expect=rounds[-1]["seconds"] if round_ >= 3 else 0.0,
@@ -317,12 +361,12 @@ def _run_model(link: _Link, spec: StudySpec, plan: StudyPlan,
         rounds.append({"round": round_, **stats})
     outputs = model_outputs(spec, plan, np.asarray(params), weights)
     if plan.model.evaluation is not None:
-        link.progress("evaluate", spec.model.rounds, spec.model.rounds)
-        requests = {d: (n, pack_request(OP_EVALUATE, spec_json, spec.model.rounds + 1, params)) for d, n in nodes.items()}
+        link.progress("evaluate", spec.model.round_count, spec.model.round_count)
+        requests = {d: (n, pack_request(OP_EVALUATE, spec_json, spec.model.round_count + 1, params)) for d, n in nodes.items()}
         by_dataset, stats = link.ask(requests, "evaluation", quorum=spec.quorum)
         histogram = np.sum([read_array(m.content, "histogram") for m in by_dataset.values()], axis=0)
         fisher = np.sum([read_array(m.content, "fisher") for m in by_dataset.values()], axis=0)
         outputs.update(evaluation_outputs(spec, plan, np.asarray(params), histogram, fisher,
                                           sum(w for d, w in weights.items() if d in by_dataset), len(by_dataset)))
-        rounds.append({"round": spec.model.rounds + 1, "evaluation": True, **stats})
+        rounds.append({"round": spec.model.round_count + 1, "evaluation": True, **stats})
     return outputs, rounds

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from common.errors import UsageError, describe_validation_error
 
 __all__ = ["AuditAnchor", "CohortSpec", "CrossSectorSpec", "FactorSource", "HomomorphicSpec", "ModelSpec", "MovesSpec",
-           "OutcomeSpec", "PairsSpec",
+           "Optimizer", "OutcomeSpec", "PairsSpec",
            "PrivacySpec", "StudySpec", "TableSpec", "TransitionSpec", "load_spec", "parse_spec"]
 
 DATASET_ID = r"^[a-z0-9_-]{1,48}/[a-z0-9_]{1,48}$"
@@ -28,6 +28,11 @@ class PrivacySpec(BaseModel):
     #: (ε, δ) each dataset may spend on this study; the accounting itself is in ρ
     epsilon: float = Field(ge=0.001, le=20)
     delta: float = Field(ge=1e-12, lt=1e-2)
+    #: how a horizontal study (Gaussian releases only) turns (ε, δ) into ρ and back: "exact_gaussian" — the
+    #: exact curve of the composed Gaussian mechanism; "zcdp" — OpenDP's zCDP conversion (about 7 % more noise
+    #: at ε = 1). None: a spec serialised before this field existed, which meant zCDP; it keeps that meaning and
+    #: its signature (see ``StudySpec._infer_accounting``). Cross-sector studies always use zCDP.
+    accounting: Literal["exact_gaussian", "zcdp"] | None = "exact_gaussian"
 
 
 class TransitionSpec(BaseModel):
@@ -62,8 +67,22 @@ class TableSpec(BaseModel):
         return self
 
 
+Optimizer = Literal["newton", "gradient_descent"]
+#: Newton's rounds when a spec names none
+NEWTON_ROUNDS = 20
+
+
 class ModelSpec(BaseModel):
-    """Logistic regression (binary, or multinomial with a reference class) by DP gradient descent."""
+    """Logistic regression (binary, or multinomial with a reference class), trained privately.
+
+    ``optimizer``: ``"newton"`` — a federated noisy Newton method: every round each node releases its noisy
+    clipped gradient, and in a few rounds its noisy curvature (Hessian); the server takes damped Newton steps
+    and averages the last half of the iterates (rounds, clipping and step sizes need no tuning). Or
+    ``"gradient_descent"`` — DP gradient descent: ``local_steps`` noisy steps of ``learning_rate`` per round at
+    each node, updates averaged by noisy resident counts. A spec that names no optimizer but sets
+    ``local_steps`` or ``learning_rate`` keeps the meaning it had before this field existed (gradient descent,
+    ``optimizer`` stays None and out of the signed JSON); otherwise it gets Newton.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -73,10 +92,19 @@ class ModelSpec(BaseModel):
     #: for a boolean outcome, or to merge categories: the values counted as the positive class
     positive: tuple[str, ...] | None = None
     features: tuple[str, ...] = Field(min_length=1)
-    rounds: int = Field(default=10, ge=1, le=500)
+    #: None only in specs written before the field existed: gradient descent (see the class docstring)
+    optimizer: Optimizer | None = None
+    #: None: 20 for Newton (more rounds cost only time: the last half of the iterates is averaged), 10 for
+    #: gradient descent (its default before)
+    rounds: int | None = Field(default=None, ge=1, le=500)
+    #: gradient descent only
     local_steps: int = Field(default=5, ge=1, le=100)
+    #: gradient descent only
     learning_rate: float = Field(default=2.0, gt=0, le=100)
-    clipping_norm: float = Field(default=1.0, gt=0, le=100)
+    #: each resident's summed gradient is clipped to this L2 norm. None: Newton takes half the largest norm a
+    #: resident's gradient can have (from the contract's rows per resident and the encoded features); gradient
+    #: descent takes 1.0, its default before
+    clipping_norm: float | None = Field(default=None, gt=0, le=100)
     #: share of the budget spent on the noisy count of residents (weights and averaging)
     count_share: float = Field(default=0.02, gt=0, lt=0.5)
     #: after training, release noisy score histograms and the Fisher information (binary outcomes):
@@ -84,9 +112,23 @@ class ModelSpec(BaseModel):
     evaluate: bool = False
     evaluation_share: float = Field(default=0.1, gt=0, lt=0.5)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_optimizer(cls, data: object) -> object:
+        if isinstance(data, dict) and "optimizer" not in data:
+            legacy = "local_steps" in data or "learning_rate" in data
+            data = {**data, "optimizer": None if legacy else "newton"}
+        return data
+
     @property
-    def steps(self) -> int:
-        return self.rounds * self.local_steps
+    def round_count(self) -> int:
+        """The rounds this spec means (see ``rounds``)."""
+        return self.rounds or (NEWTON_ROUNDS if self.method == "newton" else 10)
+
+    @property
+    def method(self) -> Optimizer:
+        """The optimizer this spec means (None: gradient descent, as every spec before the field)."""
+        return self.optimizer or "gradient_descent"
 
 
 class CohortSpec(BaseModel):
@@ -237,6 +279,17 @@ class StudySpec(BaseModel):
     #: the coordinator's Ed25519 signature over :meth:`canonical_json`; nodes refuse specs without it
     signature: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_accounting(cls, data: object) -> object:
+        """A serialised spec (it has a ``signature`` key) whose privacy section lacks ``accounting`` was written
+        before the field existed, when every study was calibrated by zCDP: None keeps that meaning. So does a
+        cross-sector spec, which the field does not concern."""
+        if isinstance(data, dict) and isinstance(data.get("privacy"), dict) and "accounting" not in data["privacy"]:
+            if "signature" in data or data.get("task") == "cross_sector_counts":
+                data = {**data, "privacy": {**data["privacy"], "accounting": None}}
+        return data
+
     @model_validator(mode="after")
     def _task_parameters(self) -> StudySpec:
         if self.task == "dp_table" and (self.table is None or self.model is not None):
@@ -266,8 +319,14 @@ class StudySpec(BaseModel):
     def canonical_json(self) -> str:
         """The spec as signed and hashed: sorted keys, no signature, no whitespace. Fields added after specs were
         first signed are left out while unset, so a spec signed before they existed still verifies."""
-        exclude = {"signature", *(name for name in _ADDED_LATER if getattr(self, name) is None)}
-        return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
+        exclude: dict[str, object] = {"signature": True}
+        exclude |= {name: True for name in _ADDED_LATER if getattr(self, name) is None}
+        if self.model is not None and self.model.optimizer is None:    # a gradient-descent spec from before
+            exclude["model"] = {"optimizer": True}
+        if self.privacy.accounting is None:                             # a zCDP-calibrated spec from before
+            exclude["privacy"] = {"accounting": True}
+        return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True,  # type: ignore[arg-type]
+                          separators=(",", ":"))
 
 
 def parse_spec(document: object, source: str = "spec") -> StudySpec:

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.errors import UsageError, describe_validation_error
 from federation.spec import (
-    CohortSpec, CrossSectorSpec, FactorSource, ModelSpec, MovesSpec, OutcomeSpec, PairsSpec, PrivacySpec, StudySpec,
-    TableSpec, TransitionSpec,
+    CohortSpec, CrossSectorSpec, FactorSource, ModelSpec, MovesSpec, Optimizer, OutcomeSpec, PairsSpec, PrivacySpec,
+    StudySpec, TableSpec, TransitionSpec,
 )
 from schemas import Contract, ContractCatalog
 
@@ -58,7 +58,9 @@ class TableParams(_Common):
 
 
 class LogregParams(_Common):
-    """Logistic regression of ``outcome`` on ``features`` by DP gradient descent, for any contract."""
+    """Logistic regression of ``outcome`` on ``features``, for any contract: by the noisy Newton method unless
+    DP gradient descent is asked for (``optimizer``, or — as before the choice existed — ``local_steps`` or
+    ``learning_rate`` given). Newton needs no tuning: rounds, clipping and step sizes have working defaults."""
 
     contract: str
     municipalities: tuple[str, ...] = Field(min_length=1)
@@ -66,9 +68,13 @@ class LogregParams(_Common):
     positive: tuple[str, ...] | None = None
     classes: tuple[str, ...] | None = None
     features: tuple[str, ...] = Field(min_length=1)
-    rounds: int = Field(default=10, ge=1, le=200)
+    optimizer: Optimizer | None = None
+    #: None: 20 for Newton, 10 for gradient descent
+    rounds: int | None = Field(default=None, ge=1, le=200)
     local_steps: int = Field(default=5, ge=1, le=100)
     learning_rate: float = Field(default=2.0, gt=0, le=100)
+    #: None: Newton clips at half the largest gradient a resident can have; gradient descent at the
+    #: contract's rows per resident
     clipping_norm: float | None = Field(default=None, gt=0, le=100)
     #: private AUC, calibration and coefficient intervals (binary outcomes; costs a share of the budget)
     evaluate: bool = True
@@ -119,11 +125,14 @@ def _logreg(p: LogregParams, contract: Contract) -> tuple[_Task, TableSpec | Non
     _columns(contract, [p.outcome, *p.features])
     if p.outcome in p.features:
         raise UsageError(f"{p.outcome!r} is both the outcome and a feature")
-    # one resident may contribute several rows: clip at their count so that the bound is not a bias
-    clip = p.clipping_norm or float(contract.max_rows_per_resident)
+    optimizer = p.optimizer or ("gradient_descent" if {"local_steps", "learning_rate"} & p.model_fields_set
+                                else "newton")
+    # gradient descent: one resident may contribute several rows, so clip at their count so that the bound is
+    # not a bias; Newton chooses its own clipping from the contract (federation.privacy.plan_study)
+    clip = p.clipping_norm or (float(contract.max_rows_per_resident) if optimizer == "gradient_descent" else None)
     return "dp_logreg", None, ModelSpec(
-        outcome=p.outcome, positive=p.positive, classes=p.classes, features=p.features, rounds=p.rounds,
-        local_steps=p.local_steps, learning_rate=p.learning_rate, clipping_norm=clip,
+        outcome=p.outcome, positive=p.positive, classes=p.classes, features=p.features, optimizer=optimizer,
+        rounds=p.rounds, local_steps=p.local_steps, learning_rate=p.learning_rate, clipping_norm=clip,
         evaluate=p.evaluate and (p.positive is not None or len(p.classes or ()) == 2 or _boolean(contract, p.outcome)))
 
 
@@ -181,7 +190,8 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
     Template("health_transitions", "Health-segment transitions per service status", TransitionParams,
              _transitions, _transitions_across),
     Template("dp_table", "Counts and cross-tabulations", TableParams, _table),
-    Template("logistic_regression", "Logistic regression (DP gradient descent)", LogregParams, _logreg),
+    Template("logistic_regression", "Logistic regression (noisy Newton, or DP gradient descent)", LogregParams,
+             _logreg),
     Template("child_welfare_risk_factors", "Child-welfare risk factors and their combinations, across sectors",
              RiskFactorParams, None, _risk_factors),
 )}

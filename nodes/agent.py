@@ -180,8 +180,11 @@ class NodeAgent:
         prepared = self.prepare(spec)
         model = prepared.plan.model
         assert spec.model is not None and model is not None
-        if not 1 <= round_ <= spec.model.rounds:
-            raise StudyRefused(f"{self.dataset}: study {spec.study_id} has {spec.model.rounds} rounds, "
+        if model.optimizer != "gradient_descent":
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} trains by {model.optimizer}, not gradient "
+                               "descent", RefusalCode.MALFORMED_SPEC)
+        if not 1 <= round_ <= spec.model.round_count:
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} has {spec.model.round_count} rounds, "
                                f"not {round_}", RefusalCode.ALREADY_RELEASED)
         self._check_params(model, params)
         self._charge(spec, prepared)
@@ -190,14 +193,43 @@ class NodeAgent:
         if noisy is None:
             if round_ > 1:
                 raise StudyRefused(f"{self.dataset}: round {round_} before round 1 of {spec.study_id}", RefusalCode.ALREADY_RELEASED)
+            assert model.count_noise_scale is not None
             noisy = float(gaussian_release(np.array([float(design.residents)]), model.count_noise_scale)[0])
         self.ledger.record_release(spec.study_id, self.dataset, round_, noisy if round_ == 1 else None)
         from federation.tasks.logreg import local_training
 
         return local_training(design, params, spec.model, model, noisy), noisy
 
+    def newton_round(self, spec: StudySpec, params: np.ndarray,
+                     round_: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One round of the noisy Newton method at the server's parameters: the noisy sum of clipped gradients,
+        the noisy trace of the curvature (one number), and in the plan's curvature rounds the noisy curvature
+        (as :func:`federation.tasks.upper_triangle`; an empty array in the other rounds)."""
+        prepared = self.prepare(spec)
+        model = prepared.plan.model
+        assert spec.model is not None and model is not None
+        if model.optimizer != "newton":
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} trains by {model.optimizer}, not Newton",
+                               RefusalCode.MALFORMED_SPEC)
+        if not 1 <= round_ <= model.rounds:
+            raise StudyRefused(f"{self.dataset}: study {spec.study_id} has {model.rounds} rounds, "
+                               f"not {round_}", RefusalCode.ALREADY_RELEASED)
+        self._check_params(model, params)
+        self._charge(spec, prepared)
+        self.ledger.record_release(spec.study_id, self.dataset, round_)
+        from federation.tasks import newton_statistics, upper_triangle
+
+        gradient, hessian, trace = newton_statistics(self._design(spec, prepared), params, model.clipping_norm,
+                                                     round_ in model.hessian_rounds)
+        noisy_gradient = gaussian_release(gradient.ravel(), model.noise_scale).reshape(gradient.shape)
+        noisy_trace = gaussian_release(np.array([trace]), model.trace_noise_scale)
+        if hessian is None:
+            return noisy_gradient, np.zeros(0), noisy_trace
+        return noisy_gradient, gaussian_release(upper_triangle(hessian), model.hessian_noise_scale), noisy_trace
+
     def evaluate(self, spec: StudySpec, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """After the last round: noisy score histograms and noisy Fisher information at ``params``."""
+        """After the last round: noisy score histograms and (gradient descent) noisy Fisher information at
+        ``params``; Newton releases no Fisher information (an empty array), its curvature is known already."""
         prepared = self.prepare(spec)
         model = prepared.plan.model
         assert spec.model is not None and model is not None
@@ -206,13 +238,16 @@ class NodeAgent:
         self._check_params(model, params)
         self._charge(spec, prepared)
         # the evaluation is the release after the last training round; the ledger refuses a second one
-        self.ledger.record_release(spec.study_id, self.dataset, spec.model.rounds + 1)
+        self.ledger.record_release(spec.study_id, self.dataset, spec.model.round_count + 1)
         from federation.tasks import evaluation_statistics
 
-        histogram, fisher = evaluation_statistics(self._design(spec, prepared), params, model.evaluation.bins)
+        histogram, fisher = evaluation_statistics(self._design(spec, prepared), params, model.evaluation.bins,
+                                                  model.evaluation.prediction_weight)
         e = model.evaluation
-        return (gaussian_release(histogram.ravel(), e.histogram_noise_scale).reshape(histogram.shape),
-                gaussian_release(fisher.ravel(), e.fisher_noise_scale).reshape(fisher.shape))
+        noisy_histogram = gaussian_release(histogram.ravel(), e.histogram_noise_scale).reshape(histogram.shape)
+        if e.fisher_noise_scale is None:
+            return noisy_histogram, np.zeros((0, 0))
+        return noisy_histogram, gaussian_release(fisher.ravel(), e.fisher_noise_scale).reshape(fisher.shape)
 
     def _check_params(self, model: ModelPlan, params: np.ndarray) -> None:
         expected = (len(model.classes) - 1, len(model.features))

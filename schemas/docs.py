@@ -22,9 +22,16 @@ def contract_markdown(contract: Contract) -> str:
         "keyed hash before anything else reads it and never leaves the node.",
         f"- At least {contract.min_rows} row(s); columns outside the contract "
         f"{'block computation' if contract.extra_columns == 'block' else 'only warn'}.",
+        "- Numeric columns in a model (logistic regression) are scaled to [0, 1] by their plausible range when "
+        "they have one, else by their allowed range, and clipped to it (column *scaled in models by*). The bounds "
+        "are public, so scaling costs no privacy — but a wide honest range flattens a feature: 0 … 99,999 for a "
+        "value mostly under 5,000 puts nearly every row near 0, and the model cannot tell its effect from the "
+        "noise. Give such a column a plausible range that holds most values (values beyond it count as its "
+        "upper bound in a model, and only warn in validation).",
         "",
-        "| column | type | privacy class | nullable | allowed | plausible (warns outside) | description |",
-        "|---|---|---|---|---|---|---|",
+        "| column | type | privacy class | nullable | allowed | plausible (warns outside) | scaled in models by "
+        "| description |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for entry in contract.columns:
         lines.append(_row(entry))
@@ -52,4 +59,9 @@ def _row(column: Column) -> str:
     if column.nullable:
         nullable = f"yes (warns above {column.max_null_rate:.1%})" if column.max_null_rate is not None else "yes"
     name = f"`{column.name}`" + (f" × {column.count}" if column.count else "")
-    return f"| {name} | {column.type} | {column.privacy} | {nullable} | {allowed} | {plausible} | {column.description} |"
+    scaling = ""
+    if column.type in ("integer", "number") and (column.warn_range or column.range):
+        lo, hi = column.warn_range or column.range  # type: ignore[misc]
+        scaling = f"{lo} … {hi} ({'plausible' if column.warn_range else 'allowed'} range)"
+    return (f"| {name} | {column.type} | {column.privacy} | {nullable} | {allowed} | {plausible} | {scaling} "
+            f"| {column.description} |")

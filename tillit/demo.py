@@ -66,8 +66,7 @@ def _studies(municipalities: tuple[str, ...], residents: int) -> list[dict[str, 
                     "Aggregate model only; no resident is scored.",
          "params": {"contract": "health_care", "municipalities": list(municipalities), "epsilon": STUDY_EPSILON,
                     "outcome": "service_status", "positive": ["home_care", "intensive"],
-                    "features": ["health_segment", "hospital_days", "specialist_visits", "primary_care_visits"],
-                    "rounds": 4, "local_steps": 25, "learning_rate": 3.0}},
+                    "features": ["health_segment", "hospital_days", "specialist_visits", "primary_care_visits"]}},
         *({**common, "id": f"child-welfare-risk-factors-{municipality}-2024",
            "name": f"Which risk factors, and combinations, lead children to child-welfare services ({municipality})",
            "template": "child_welfare_risk_factors",
@@ -210,8 +209,11 @@ def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipaliti
                       if "unsmoothed_probabilities" in v}
         if unsmoothed:
             found["transition_mae_row_by_row"] = round(_mae(unsmoothed, truth), 5)
-    if result["outputs"].get("evaluation", {}).get("auc") is not None:
-        found["auc"] = round(result["outputs"]["evaluation"]["auc"], 4)
+    evaluation = result["outputs"].get("evaluation", {})
+    if evaluation.get("auc") is not None:
+        found["auc"] = round(evaluation["auc"], 4)
+        found["auc_interval"] = [round(v, 4) for v in evaluation["auc_interval"]]
+        found["calibrated_within_intervals"] = evaluation["calibrated_within_intervals"]
     if "odds_ratios" in result["outputs"]:
         found["odds_ratios"] = {k: round(v, 3) for k, v in result["outputs"]["odds_ratios"].items()}
     if result["outputs"].get("kind") == "cross_sector_counts":

@@ -24,7 +24,7 @@ from coordinator.api_models import PERIOD, STUDY_ID, CapSetting, DecisionRequest
 from coordinator.authz import CoordinatorDep, SessionDep
 from coordinator.charts import budget_bar, epsilon_text, step_line
 from coordinator.ledger import balance, balances, ledger_entries, set_budget
-from coordinator.models import AuditEntry, Budget, Dataset
+from coordinator.models import AuditEntry, Budget, Dataset, Study
 from coordinator.public_register import register_entry
 from coordinator.studies import cost_preview, decide, get_study, study_json
 from coordinator.verify import verify
@@ -32,7 +32,8 @@ from coordinator.web.deps import Form, PageUser
 from coordinator.web.pages_auth import waiting_studies
 from coordinator.web.render import Problem, render
 from coordinator.web.strings import text
-from federation.privacy import PrivacyLoss, epsilon
+from federation.privacy import PrivacyLoss, epsilon, study_epsilon
+from federation.spec import StudySpec
 
 __all__ = ["router"]
 
@@ -45,6 +46,19 @@ _AUDIT_SHOWN = 200
 
 def _eps(units: int, delta: float) -> float:
     return epsilon(float(PrivacyLoss(units).rho), delta) if units > 0 else 0.0
+
+
+def _charge_text(session: Session, study_id: str, units: int, delta: float) -> str:
+    """A charge in words: ε against the budget (zCDP, how budgets add up) and, where the study was calibrated to
+    the exact Gaussian curve, the smaller ε the study itself reports."""
+    against = epsilon_text(_eps(units, delta))
+    study = session.get(Study, study_id)
+    if study is not None:
+        spec = StudySpec.model_validate_json(study.spec)
+        own = epsilon_text(study_epsilon(spec, PrivacyLoss(units)))
+        if own != against:
+            return text("event_charge_exact", study=study_id, own=own, eps=against)
+    return text("event_charge", study=study_id, eps=against)
 
 
 def _visible_datasets(session: Session, signed: PageUser) -> list[Dataset]:
@@ -87,7 +101,7 @@ def _history(session: Session, dataset: str) -> list[dict[str, Any]]:
                 spent += units
                 study = charges[index].study_id
                 points.append((when, _eps(spent, delta), study))
-                what = text("event_charge", study=study, eps=epsilon_text(_eps(units, delta)))
+                what = _charge_text(session, study, units, delta)
             rows.append({"at": at, "what": what, "spent": epsilon_text(_eps(spent, delta)),
                          "cap": epsilon_text(_eps(cap, delta)) if cap is not None else text("no_budget")})
         chart = step_line(text("spending_title", period=period), points, caps, dt.datetime.now(dt.timezone.utc))

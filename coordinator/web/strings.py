@@ -77,7 +77,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "spending_table": "Budget changes and charges, period {period}",
         "when": "When", "event": "What happened", "eps_after": "ε spent after it", "cap": "Budget (cap)",
         "event_budget": "budget set to ε {eps} by {by}",
+        "counts_against_budget": "which counts against the budget (adding up ρ) as",
         "event_charge": "study {study} approved and charged ε {eps}",
+        "event_charge_exact": "study {study} approved: ε {own} for the study (exact Gaussian curve), charged as ε {eps} "
+                              "against the budget, which adds up ρ (zCDP)",
         "no_budgets_yet": "No budget has been set for this dataset yet.",
         "set_budget": "Set a budget",
         "set_budget_intro": "A new budget replaces the one in force for that period; what was spent stays spent.",

@@ -1,4 +1,4 @@
-"""Logistic regression by DP gradient descent on a node.
+"""Logistic regression on a node: DP gradient descent, and the statistics of a noisy Newton round.
 
 Each resident's gradient (summed over the resident's rows) is clipped to ``clipping_norm``; the
 clipped sum gets Gaussian noise from :mod:`federation.privacy` at every step; the node divides by
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from federation.evaluation import LOGIT_RANGE
 from federation.privacy import ModelPlan, gaussian_release
 from federation.spec import ModelSpec
 from schemas.contract import Contract
@@ -48,13 +49,12 @@ def encode(frame: pd.DataFrame, resident: pd.Series, spec: ModelSpec, contract: 
     keep = outcome.notna().to_numpy()
     frame, outcome, resident = frame[keep], outcome[keep], resident[keep]
     columns = []
+    scaling = dict(plan.scaling)   # public, from the contract: no privacy cost
     for name in spec.features:
         column = contract.column(name)
         values = frame[name]
         if column.type in ("integer", "number"):
-            bounds = column.warn_range or column.range   # public, from the contract: no privacy cost
-            assert bounds is not None
-            lo, hi = float(bounds[0]), float(bounds[1])  # type: ignore[arg-type]
+            lo, hi, _ = scaling[name]
             scaled = ((values.astype(float) - lo) / (hi - lo if hi > lo else 1.0)).clip(0.0, 1.0)
             columns.append(scaled.fillna(0.0).to_numpy())
         elif column.type == "boolean":
@@ -122,26 +122,62 @@ def local_training(design: Design, params: np.ndarray, spec: ModelSpec, plan: Mo
     denominator = max(noisy_residents, 1.0)
     groups = None if design.residents == len(design.resident) else design.groups
     for _ in range(spec.local_steps):
-        exact = _clipped_gradient_sum(design, groups, params, spec.clipping_norm)
+        exact = _clipped_gradient_sum(design, groups, params, plan.clipping_norm)
         noisy_sum = gaussian_release(exact, plan.noise_scale)
         params = params - spec.learning_rate * noisy_sum / denominator
     return params
 
 
-#: score histograms bin the logit, not the probability: rare outcomes put nearly every row below p = 0.05
-LOGIT_RANGE = (-10.0, 10.0)
+def newton_statistics(design: Design, params: np.ndarray, clipping_norm: float,
+                      curvature: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """A Newton round's exact statistics at ``params``: the sum of each resident's clipped gradient; (when
+    ``curvature``) the summed curvature ``sum_rows (diag(p) - p p^T) (x) x x^T`` of the log loss; and that
+    curvature's trace. The caller adds the noise. The curvature needs no clipping: one resident's share is
+    bounded by the contract's rows per resident and the encoded features' bounds
+    (:func:`federation.privacy.plan_study`)."""
+    groups = None if design.residents == len(design.resident) else design.groups
+    gradient = _clipped_gradient_sum(design, groups, params, clipping_norm)
+    x = design.x
+    logits: np.ndarray = x @ params.T
+    squared_norms = np.einsum("ij,ij->i", x, x)
+    if params.shape[0] == 1:
+        p = 0.5 * (1.0 + np.tanh(0.5 * logits[:, 0]))
+        weight = p * (1.0 - p)
+        trace = float(weight @ squared_norms)
+        if not curvature:
+            return gradient, None, trace
+        hessian: np.ndarray = (x * weight[:, None]).T @ x
+        return gradient, hessian, trace
+    top = np.maximum(logits.max(axis=1, keepdims=True), 0.0)
+    probabilities = np.exp(logits - top)
+    probabilities /= np.exp(-top) + probabilities.sum(axis=1, keepdims=True)
+    trace = float((probabilities * (1.0 - probabilities)).sum(axis=1) @ squared_norms)
+    if not curvature:
+        return gradient, None, trace
+    k, d = params.shape
+    hessian = np.zeros((k * d, k * d))
+    for a in range(k):
+        for b in range(a, k):
+            weight = probabilities[:, a] * ((a == b) - probabilities[:, b])
+            block = (x * weight[:, None]).T @ x
+            hessian[a * d:(a + 1) * d, b * d:(b + 1) * d] = block
+            hessian[b * d:(b + 1) * d, a * d:(a + 1) * d] = block.T
+    return gradient, hessian, trace
 
 
-def evaluation_statistics(design: Design, params: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact score histograms (row 0: outcome 0, row 1: outcome 1) over equal-width logit bins on
-    :data:`LOGIT_RANGE`, and the Fisher information sum_rows p(1-p) x x^T at ``params``, for a
-    binary model. The caller adds the noise."""
+def evaluation_statistics(design: Design, params: np.ndarray, bins: int,
+                          prediction_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Exact score histograms over equal-width logit bins on :data:`LOGIT_RANGE` — row 0: rows with outcome 0,
+    row 1: with outcome 1, row 2: the sum of the predicted probabilities, times ``prediction_weight`` (a row then
+    moves the three rows by at most sqrt(1 + weight^2) in L2) — and the Fisher information sum_rows p(1-p) x x^T
+    at ``params``, for a binary model. The caller adds the noise."""
     logit = design.x @ params[0]
     p = 1.0 / (1.0 + np.exp(-logit))
     low, high = LOGIT_RANGE
     which = np.clip(((logit - low) / (high - low) * bins).astype(np.int64), 0, bins - 1)
-    histogram = np.zeros((2, bins))
+    histogram = np.zeros((3, bins))
     np.add.at(histogram, (design.y, which), 1.0)
+    np.add.at(histogram, (np.full(len(which), 2), which), prediction_weight * p)
     weighted = design.x * (p * (1 - p))[:, None]
     fisher: np.ndarray = weighted.T @ design.x
     return histogram, fisher

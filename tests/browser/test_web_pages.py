@@ -237,7 +237,7 @@ def test_a_study_from_budget_to_downloaded_results(site: Site) -> None:
     assert f"You approved {STUDY['id']}." in officer.inner_text(".banner")
     _checked(site, officer, "approved")
     officer.goto(f"{site.url}/datasets/{DATASET}")
-    assert "approved and charged ε 1.00" in officer.inner_text("main")
+    assert "approved: ε 1.00 for the study" in officer.inner_text("main")
     _checked(site, officer, "dataset-after-charge")
     for path, name, says in (("/ledger", "ledger", "web-transitions-2024"), ("/audit", "audit", "The audit log is intact"),
                               ("/nodes", "nodes", "pass: 20,000 rows")):

@@ -124,6 +124,7 @@ def test_an_officer_approves_through_the_form_and_the_audit_log_has_the_reason(w
     assert budget.status_code == 200 and "Budget set: ε 3.00 for espoo/health_care, period 2024." in budget.text
     check = client.get("/studies/pending-study/check")
     assert "each released count ±" in check.text and 'class="plot budget"' in check.text
+    assert "ε 1.00 (δ 1e-06), which counts against the budget (adding up ρ) as ε 1.08" in check.text
     # Execute: first without a reason (refused, the error summary links to the field), then with one
     empty = client.post("/studies/pending-study/decision", data={"decision": "approve", "reason": "",
                                                                  "csrf": world.csrf(client)}, headers=ORIGIN)
@@ -136,7 +137,8 @@ def test_an_officer_approves_through_the_form_and_the_audit_log_has_the_reason(w
         approved = session.execute(select(AuditEntry).where(AuditEntry.action == "study.approved")).scalar_one()
     assert approved.actor == "officer" and json.loads(approved.payload)["reason"] == "within mandate"
     dataset = client.get("/datasets/espoo/health_care").text
-    assert 'class="plot step"' in dataset and "study pending-study approved and charged ε 1.00" in dataset
+    assert 'class="plot step"' in dataset and "study pending-study approved: ε 1.00 for the study" in dataset
+    assert "charged as ε 1.08 against the budget" in dataset
 
 
 def test_pages_have_a_strict_csp_and_no_inline_script_or_style(world: World) -> None:

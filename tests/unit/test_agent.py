@@ -171,8 +171,8 @@ def test_evaluation_releases_noisy_histograms_and_fisher_once_after_training(
     histogram, fisher = agent.evaluate(spec, params)
     # Assert: 2 x 50 bins that add up to about the rows; a 2 x 2 information matrix; once only; one charge
     rows = len(pd.read_parquet(agent.config.node.data).dropna(subset=["health_segment"]))
-    assert histogram.shape == (2, 50) and fisher.shape == (2, 2)
-    assert abs(histogram.sum() - rows) < 0.05 * rows
+    assert histogram.shape == (3, 50) and fisher.shape == (2, 2)
+    assert abs(histogram[:2].sum() - rows) < 0.05 * rows
     with pytest.raises(StudyRefused, match="already released"):
         agent.evaluate(spec, params)
     assert len(agent.ledger.charges()) == 1
@@ -191,3 +191,59 @@ def test_a_warm_node_trains_on_the_extract_as_it_is_now_not_on_its_cached_design
     _, after = NodeAgent(agent.config).train_round(_spec("s2"), np.zeros((1, 3)), 1)
     # Assert: the noisy resident count follows the new extract (noise sd is a few residents)
     assert after == pytest.approx(before / 2, rel=0.1)
+
+
+def test_a_newton_round_releases_noisy_gradients_each_round_and_curvature_only_in_its_rounds(
+        tmp_path: Path, municipality: Municipality) -> None:
+    # Prepare: a Newton study (the default) of 6 rounds: curvature in rounds 1 and 3
+    agent = _agent(tmp_path, municipality)
+    spec = _signed({"study_id": "nw", "task": "dp_logreg", "contract": "health_care", "datasets": [DATASET],
+                    "privacy": {"epsilon": 1.0, "delta": 1e-6},
+                    "model": {"outcome": "service_status", "positive": ["home_care", "intensive"],
+                              "features": ["health_segment", "hospital_days"], "rounds": 6, "evaluate": True}})
+    params = np.zeros((1, 3))
+    # Execute
+    released = [agent.newton_round(spec, params, round_) for round_ in range(1, 7)]
+    histogram, fisher = agent.evaluate(spec, params)
+    # Assert: a gradient and a trace every round, the 6 entries of the 3x3 curvature in rounds 1 and 3 only;
+    # no Fisher information (Newton has its curvature); one charge; no round twice, none past the last
+    assert [g.shape for g, _, _ in released] == [(1, 3)] * 6
+    assert [h.shape for _, h, _ in released] == [(6,), (0,), (6,), (0,), (0,), (0,)]
+    assert all(t.shape == (1,) and t[0] > 0 for _, _, t in released)
+    assert histogram.shape == (3, 50) and fisher.shape == (0, 0)
+    assert len(agent.ledger.charges()) == 1
+    for round_ in (3, 7):
+        with pytest.raises(StudyRefused) as refused:
+            agent.newton_round(spec, params, round_)
+        assert refused.value.reason_code == RefusalCode.ALREADY_RELEASED
+    with pytest.raises(StudyRefused) as refused:   # a Newton study is never trained by gradient descent
+        agent.train_round(spec, params, 1)
+    assert refused.value.reason_code == RefusalCode.MALFORMED_SPEC
+
+
+def test_multinomial_newton_learns_the_class_shares(tmp_path: Path, municipality: Municipality) -> None:
+    # Prepare: the multinomial model of the gradient-descent test above, at Newton's defaults and epsilon 1
+    from federation.privacy import plan_study
+    from federation.tasks import NewtonSolver, predict_proba
+
+    agent = _agent(tmp_path, municipality)
+    spec = _signed({"study_id": "multi-newton", "task": "dp_logreg", "contract": "health_care",
+                    "datasets": [DATASET], "privacy": {"epsilon": 1.0, "delta": 1e-6},
+                    "model": {"outcome": "service_status", "features": ["health_segment"]}})
+    model = plan_study(spec, agent.catalog).model
+    assert model is not None
+    solver = NewtonSolver((3, 2), model.noise_scale, model.hessian_noise_scale)
+    params = np.zeros((3, 2))
+    # Execute: the server's side of each round, as the ServerApp does it
+    for round_ in range(1, model.rounds + 1):
+        gradient, hessian, trace = agent.newton_round(spec, params, round_)
+        if hessian.size:
+            solver.update_curvature(hessian, 1)
+        params = solver.step(params, gradient, 1, float(trace[0]))
+    # Assert: the model's class shares over the data match the observed ones
+    data = pd.read_parquet(agent.config.node.data).dropna(subset=["health_segment"])
+    x = np.column_stack([(data["health_segment"] - 1) / 19, np.ones(len(data))])
+    predicted = predict_proba(solver.estimate(), x).mean(axis=0)
+    observed = data["service_status"].value_counts(normalize=True)
+    for i, status in enumerate(["none", "preventive", "home_care", "intensive"]):
+        assert abs(predicted[i] - observed.get(status, 0.0)) < 0.05, (status, predicted, observed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from fractions import Fraction
 
@@ -11,7 +12,7 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 
 from federation.privacy import (
-    PrivacyLoss, epsilon, gaussian_release, gaussian_rho, plan_study, rho_for_epsilon,
+    PrivacyLoss, StudyPlan, epsilon, gaussian_epsilon, gaussian_release, gaussian_rho, plan_study, rho_for_epsilon,
 )
 from common.errors import UsageError
 from federation.spec import parse_spec
@@ -165,3 +166,113 @@ def test_calibration_terminates_and_stays_within_budget_for_tiny_and_large_epsil
         rho = rho_for_epsilon(target, 1e-6)
         assert 0 < rho and epsilon(rho, 1e-6) <= target
         assert epsilon(rho * 1.001, 1e-6) > target
+
+
+def _releases(plan: StudyPlan) -> list[tuple[float, float, int]]:
+    """Every Gaussian release a horizontal study's plan makes per dataset: (L2 sensitivity, noise sd, count)."""
+    if plan.table is not None:
+        return [(plan.table.sensitivity, plan.table.noise_scale, 1)]
+    model = plan.model
+    assert model is not None
+    parts = [(model.clipping_norm, model.noise_scale, model.steps)]
+    if model.count_noise_scale is not None:
+        parts.append((1.0, model.count_noise_scale, 1))
+    if model.hessian_rounds:
+        parts += [(model.hessian_sensitivity, model.hessian_noise_scale, len(model.hessian_rounds)),
+                  (model.trace_sensitivity, model.trace_noise_scale, model.rounds)]
+    if model.evaluation is not None:
+        e = model.evaluation
+        parts.append((e.histogram_sensitivity, e.histogram_noise_scale, 1))
+        if e.fisher_noise_scale is not None:
+            parts.append((e.fisher_sensitivity, e.fisher_noise_scale, 1))
+    return parts
+
+
+def _pld_epsilon(parts: list[tuple[float, float, int]], delta: float, pessimistic: bool) -> float:
+    """Google dp-accounting's privacy-loss-distribution accountant on the same releases: its pessimistic estimate
+    is an upper bound on the true ε (discretised upwards), its optimistic one a lower bound."""
+    from dp_accounting.pld import privacy_loss_distribution as pld
+
+    total = None
+    for sensitivity, sd, count in parts:
+        one = pld.from_gaussian_mechanism(standard_deviation=sd, sensitivity=sensitivity,
+                                          pessimistic_estimate=pessimistic, use_connect_dots=pessimistic)
+        one = one.self_compose(count) if count > 1 else one
+        total = one if total is None else total.compose(one)
+    assert total is not None
+    return float(total.get_epsilon_for_delta(delta))
+
+
+_STUDIES = {
+    "newton, binary, evaluated": {"outcome": "service_status", "positive": ["home_care", "intensive"],
+                                  "features": ["health_segment", "hospital_days", "specialist_visits"],
+                                  "evaluate": True},
+    "newton, multinomial": {"outcome": "service_status", "features": ["health_segment", "hospital_days"],
+                            "rounds": 6},
+    "gradient descent, evaluated": {"outcome": "service_status", "positive": ["home_care"],
+                                    "features": ["health_segment"], "rounds": 10, "local_steps": 5, "evaluate": True},
+}
+
+
+@pytest.mark.parametrize("target", [0.3, 1.0, 4.0])
+@pytest.mark.parametrize("study", [*_STUDIES, "transition table"])
+def test_reported_epsilon_is_the_exact_gaussian_curve_and_agrees_with_dp_accounting_pld(
+        registry: ContractCatalog, study: str, target: float) -> None:
+    # Prepare: a study of Gaussian releases only, calibrated to epsilon = target
+    overrides: dict[str, object] = {"privacy": {"epsilon": target, "delta": 1e-6}}
+    if study == "transition table":
+        overrides |= {"task": "dp_table", "model": None,
+                      "table": {"transitions": {"time": "year", "state": "health_segment", "by": "service_status"}}}
+    else:
+        overrides["model"] = _STUDIES[study]
+    plan = plan_study(parse_spec(_spec(**overrides)), registry.get("health_care"))
+    parts = _releases(plan)
+    # Execute: the same releases in dp-accounting's PLD accountant (upper and lower bound) and the exact curve
+    upper, lower = _pld_epsilon(parts, 1e-6, True), _pld_epsilon(parts, 1e-6, False)
+    mu = math.sqrt(sum(count * (sensitivity / sd) ** 2 for sensitivity, sd, count in parts))
+    exact = _exact_gaussian_epsilon(mu, 1e-6)
+    # Assert: the reported epsilon is what the study asked for; never below dp-accounting's pessimistic PLD (nor its
+    # optimistic one, nor the exact curve) and within 1 % of it; and the charged rho is OpenDP's composition
+    assert plan.exact_gaussian and target * 0.999 <= plan.epsilon <= target
+    assert upper <= plan.epsilon <= 1.01 * upper
+    assert plan.epsilon >= max(lower, exact)
+    assert plan.loss == PrivacyLoss.from_rho(sum(gaussian_rho(s, sd, n) for s, sd, n in parts))
+    # and about 7 % less than what the zCDP conversion would report for the same noise (budgets keep that view)
+    assert plan.epsilon_zcdp() > 1.05 * plan.epsilon
+
+
+def test_exact_calibration_adds_less_noise_than_zcdp_for_the_same_epsilon(registry: ContractCatalog) -> None:
+    # Prepare: the same study calibrated by the exact Gaussian curve (the default) and by zCDP
+    exact = plan_study(parse_spec(_spec()), registry.get("health_care"))
+    zcdp = plan_study(parse_spec(_spec(privacy={"epsilon": 1.0, "delta": 1e-6, "accounting": "zcdp"})),
+                      registry.get("health_care"))
+    # Assert: both spend epsilon 1 by their own curve; the exact one charges more rho and adds ~7 % less noise
+    assert exact.epsilon <= 1.0 and zcdp.epsilon <= 1.0
+    assert exact.model is not None and zcdp.model is not None
+    assert 0.9 < exact.model.noise_scale / zcdp.model.noise_scale < 0.95
+    assert exact.loss > zcdp.loss
+    assert gaussian_epsilon(float(zcdp.loss.rho), 1e-6) < 0.94
+
+
+def test_a_spec_serialised_before_the_new_fields_keeps_its_meaning_and_its_signature(
+        registry: ContractCatalog) -> None:
+    # Prepare: a gradient-descent spec as earlier versions stored and signed it: every field written out, with no
+    # optimizer and no accounting (they did not exist), and a signature key
+    current = parse_spec(_spec()).model_dump(mode="json")
+    stored = dict(current, privacy={"epsilon": 1.0, "delta": 1e-6}, signature=None,
+                  model={k: v for k, v in current["model"].items() if k != "optimizer"} | {"clipping_norm": 1.0})
+    signed_then = json.dumps({k: v for k, v in stored.items() if k not in ("signature", "cross_sector", "quorum",
+                                                                            "audit_anchor")},
+                             sort_keys=True, separators=(",", ":"))
+    # Execute
+    spec = parse_spec(stored)
+    plan = plan_study(spec, registry.get("health_care"))
+    # Assert: gradient descent and zCDP as before (same rho as the old calibration), same signed bytes
+    assert spec.model is not None and spec.model.method == "gradient_descent" and spec.privacy.accounting is None
+    assert spec.canonical_json() == signed_then
+    assert not plan.exact_gaussian and plan.epsilon == pytest.approx(1.0, abs=1e-5)
+    assert float(plan.loss.rho) == pytest.approx(rho_for_epsilon(1.0, 1e-6), rel=1e-5)
+    # a new spec written by hand without those fields gets Newton and the exact curve
+    fresh = parse_spec(_spec(model={"outcome": "service_status", "positive": ["home_care"], "features": ["year"]}))
+    assert fresh.model is not None and fresh.model.method == "newton"
+    assert fresh.privacy.accounting == "exact_gaussian"

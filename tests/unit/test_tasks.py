@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from federation.privacy import TablePlan
+from federation.privacy import TablePlan, newton_hessian_rounds
 from federation.spec import TransitionSpec
-from federation.tasks import cell_counts, transition_rows
+from federation.tasks import (
+    NewtonSolver, cell_counts, from_upper_triangle, newton_statistics, transition_rows, upper_triangle,
+)
 from federation.tasks.logreg import Design, _clipped_gradient_sum, predict_proba
 
 
@@ -89,3 +91,97 @@ def test_private_evaluation_recovers_auc_and_covers_the_coefficients() -> None:
     assert all(abs(c["observed"] - c["predicted"]) < 0.1 for c in out["evaluation"]["calibration"])
     lo, hi = out["coefficient_intervals"]["positive"]["health_segment"]
     assert lo < 2.5 < hi and hi - lo < 2.0
+
+
+def test_a_symmetric_matrix_travels_as_a_vector_of_the_same_norm_and_back() -> None:
+    # Prepare
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(6, 6))
+    matrix = a + a.T
+    # Execute
+    vector = upper_triangle(matrix)
+    # Assert: an isometry (so the matrix's Frobenius sensitivity is the vector's L2 sensitivity), and invertible
+    assert vector.shape == (21,)
+    assert np.linalg.norm(vector) == pytest.approx(np.linalg.norm(matrix))
+    assert np.allclose(from_upper_triangle(vector, 6), matrix)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_newton_statistics_are_the_log_loss_gradient_and_curvature(classes: int) -> None:
+    # Prepare: one row per resident, parameters small enough that no gradient is clipped
+    rng = np.random.default_rng(11)
+    x = np.column_stack([rng.random((400, 3)), np.ones(400)])
+    y = rng.integers(0, classes, 400)
+    design = Design(x=x, y=y, resident=np.arange(400), residents=400)
+    params = rng.normal(0.0, 0.5, (classes - 1, 4))
+
+    def loss(flat: np.ndarray) -> float:
+        p = predict_proba(flat.reshape(params.shape), x)
+        return float(-np.log(p[np.arange(400), y]).sum())
+
+    # Execute
+    gradient, hessian, trace = newton_statistics(design, params, clipping_norm=100.0, curvature=True)
+    # Assert: against finite differences of the summed log loss
+    eps = 1e-5
+    flat = params.ravel()
+    numeric_gradient = np.array([(loss(flat + eps * e) - loss(flat - eps * e)) / (2 * eps) for e in np.eye(flat.size)])
+    assert np.allclose(gradient.ravel(), numeric_gradient, rtol=1e-5, atol=1e-5)
+    assert hessian is not None and np.allclose(hessian, hessian.T)
+    numeric_hessian = np.array([
+        (newton_statistics(design, (flat + eps * e).reshape(params.shape), 100.0, False)[0].ravel()
+         - newton_statistics(design, (flat - eps * e).reshape(params.shape), 100.0, False)[0].ravel()) / (2 * eps)
+        for e in np.eye(flat.size)])
+    assert np.allclose(hessian, numeric_hessian, rtol=1e-4, atol=1e-4)
+    assert trace == pytest.approx(np.trace(hessian))
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_one_residents_curvature_and_trace_stay_within_the_planned_sensitivity(classes: int) -> None:
+    # Prepare: the health-care contract (6 rows per resident, 4 numeric features); one resident whose rows sit at
+    # the corners of the encoded box, at parameters that put the probabilities where the curvature is largest
+    from federation.privacy import plan_study
+    from federation.spec import parse_spec
+    from schemas import ContractCatalog
+
+    model: dict[str, object] = {"outcome": "service_status", "features": ["health_segment", "hospital_days",
+                                                                          "specialist_visits", "primary_care_visits"]}
+    if classes == 2:
+        model["positive"] = ["intensive"]
+    spec = parse_spec({"study_id": "b", "task": "dp_logreg", "contract": "health_care", "datasets": ["a/health_care"],
+                       "privacy": {"epsilon": 1.0, "delta": 1e-6}, "model": model})
+    plan = plan_study(spec, ContractCatalog().get("health_care"))
+    assert plan.model is not None
+    rng = np.random.default_rng(5)
+    worst_hessian = worst_trace = 0.0
+    for _ in range(200):
+        x = np.column_stack([rng.integers(0, 2, (6, 4)).astype(float), np.ones(6)])
+        design = Design(x=x, y=rng.integers(0, classes, 6), resident=np.zeros(6, dtype=np.int64), residents=1)
+        params = rng.normal(0.0, 1.0, (classes - 1, 5))
+        _, hessian, trace = newton_statistics(design, params, plan.model.clipping_norm, True)
+        assert hessian is not None
+        worst_hessian, worst_trace = max(worst_hessian, float(np.linalg.norm(hessian))), max(worst_trace, trace)
+    # Assert
+    assert worst_hessian <= plan.model.hessian_sensitivity
+    assert worst_trace <= plan.model.trace_sensitivity
+
+
+def test_newton_without_noise_reaches_the_maximum_likelihood_fit_in_a_few_rounds() -> None:
+    # Prepare: a rare outcome (the hard case for Newton from zero) and scikit-learn's fit with the same ridge
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(8)
+    x = np.column_stack([rng.random((20_000, 3)), np.ones(20_000)])
+    truth = np.array([[2.0, -1.0, 0.5, -4.0]])
+    y = (rng.random(20_000) < predict_proba(truth, x)[:, 1]).astype(np.int64)
+    design = Design(x=x, y=y, resident=np.arange(20_000), residents=20_000)
+    reference = LogisticRegression(C=1.0, fit_intercept=False, tol=1e-10, max_iter=1000).fit(x, y).coef_
+    solver = NewtonSolver((1, 4), gradient_noise=0.0, hessian_noise=0.0)
+    params = np.zeros((1, 4))
+    # Execute: the rounds and curvature schedule of a 10-round study, exact statistics
+    for round_ in range(1, 11):
+        gradient, hessian, trace = newton_statistics(design, params, 1e9, round_ in newton_hessian_rounds(10))
+        if hessian is not None:
+            solver.update_curvature(upper_triangle(hessian), 1)
+        params = solver.step(params, gradient, 1, trace)
+    # Assert: the mean of the last half of the iterates is scikit-learn's fit
+    assert np.allclose(solver.estimate(), reference, atol=2e-3), (solver.estimate(), reference)

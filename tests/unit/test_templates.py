@@ -19,11 +19,22 @@ def test_transitions_template_builds_a_transition_table_per_municipality(registr
 
 
 def test_logistic_regression_clips_at_the_contracts_rows_per_resident(registry: ContractCatalog) -> None:
-    spec = build_spec("logistic_regression", "m-1", "2024",
-                      {"contract": "health_care", "municipalities": ["espoo"], "outcome": "service_status",
-                       "positive": ["home_care", "intensive"], "features": ["health_segment"]}, registry)
-    assert spec.model is not None
-    assert spec.model.clipping_norm == registry.get("health_care").max_rows_per_resident
+    # Prepare: the same study by gradient descent (asked for by name, or by a DP-GD knob as before) and by default
+    base = {"contract": "health_care", "municipalities": ["espoo"], "outcome": "service_status",
+            "positive": ["home_care", "intensive"], "features": ["health_segment"]}
+    # Execute
+    named = build_spec("logistic_regression", "m-1", "2024", base | {"optimizer": "gradient_descent"}, registry)
+    knob = build_spec("logistic_regression", "m-2", "2024", base | {"local_steps": 3}, registry)
+    default = build_spec("logistic_regression", "m-3", "2024", base, registry)
+    # Assert: gradient descent clips at the contract's rows per resident; Newton, the default, at half the
+    # largest gradient one resident can have (6 rows, each |x| <= sqrt(2): 6 sqrt(2) / 2)
+    rows = registry.get("health_care").max_rows_per_resident
+    for spec in (named, knob):
+        assert spec.model is not None and spec.model.method == "gradient_descent"
+        assert spec.model.clipping_norm == rows
+    assert default.model is not None and default.model.method == "newton" and default.model.clipping_norm is None
+    plan = plan_study(default, registry)
+    assert plan.model is not None and plan.model.clipping_norm == pytest.approx(rows * 2 ** 0.5 / 2)
 
 
 @pytest.mark.parametrize(("params", "words"), [
