@@ -92,6 +92,9 @@ class ModelSpec(BaseModel):
     #: for a boolean outcome, or to merge categories: the values counted as the positive class
     positive: tuple[str, ...] | None = None
     features: tuple[str, ...] = Field(min_length=1)
+    #: integer features to one-hot over their contract range instead of scaling them (a level with an effect of
+    #: its own, like a health segment). None: none (and left out of the signed JSON, as before the field)
+    categorical: tuple[str, ...] | None = None
     #: None only in specs written before the field existed: gradient descent (see the class docstring)
     optimizer: Optimizer | None = None
     #: None: 20 for Newton (more rounds cost only time: the last half of the iterates is averaged), 10 for
@@ -119,6 +122,13 @@ class ModelSpec(BaseModel):
             legacy = "local_steps" in data or "learning_rate" in data
             data = {**data, "optimizer": None if legacy else "newton"}
         return data
+
+    @model_validator(mode="after")
+    def _categorical_are_features(self) -> ModelSpec:
+        unknown = [c for c in self.categorical or () if c not in self.features]
+        if unknown:
+            raise ValueError(f"categorical names {', '.join(unknown)}, which are not among the features")
+        return self
 
     @property
     def round_count(self) -> int:
@@ -321,8 +331,10 @@ class StudySpec(BaseModel):
         first signed are left out while unset, so a spec signed before they existed still verifies."""
         exclude: dict[str, object] = {"signature": True}
         exclude |= {name: True for name in _ADDED_LATER if getattr(self, name) is None}
-        if self.model is not None and self.model.optimizer is None:    # a gradient-descent spec from before
-            exclude["model"] = {"optimizer": True}
+        if self.model is not None:    # model fields added later, left out while unset
+            unset = {name: True for name in ("optimizer", "categorical") if getattr(self.model, name) is None}
+            if unset:
+                exclude["model"] = unset
         if self.privacy.accounting is None:                             # a zCDP-calibrated spec from before
             exclude["privacy"] = {"accounting": True}
         return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True,  # type: ignore[arg-type]

@@ -68,6 +68,8 @@ class LogregParams(_Common):
     positive: tuple[str, ...] | None = None
     classes: tuple[str, ...] | None = None
     features: tuple[str, ...] = Field(min_length=1)
+    #: integer features taken as categories (one-hot over the contract's range) rather than scaled numbers
+    categorical: tuple[str, ...] | None = None
     optimizer: Optimizer | None = None
     #: None: 20 for Newton, 10 for gradient descent
     rounds: int | None = Field(default=None, ge=1, le=200)
@@ -125,13 +127,16 @@ def _logreg(p: LogregParams, contract: Contract) -> tuple[_Task, TableSpec | Non
     _columns(contract, [p.outcome, *p.features])
     if p.outcome in p.features:
         raise UsageError(f"{p.outcome!r} is both the outcome and a feature")
+    if unknown := [c for c in p.categorical or () if c not in p.features]:
+        raise UsageError(f"categorical names {', '.join(map(repr, unknown))}, which are not among the features")
     optimizer = p.optimizer or ("gradient_descent" if {"local_steps", "learning_rate"} & p.model_fields_set
                                 else "newton")
     # gradient descent: one resident may contribute several rows, so clip at their count so that the bound is
     # not a bias; Newton chooses its own clipping from the contract (federation.privacy.plan_study)
     clip = p.clipping_norm or (float(contract.max_rows_per_resident) if optimizer == "gradient_descent" else None)
     return "dp_logreg", None, ModelSpec(
-        outcome=p.outcome, positive=p.positive, classes=p.classes, features=p.features, optimizer=optimizer,
+        outcome=p.outcome, positive=p.positive, classes=p.classes, features=p.features,
+        categorical=p.categorical or None, optimizer=optimizer,
         rounds=p.rounds, local_steps=p.local_steps, learning_rate=p.learning_rate, clipping_norm=clip,
         evaluate=p.evaluate and (p.positive is not None or len(p.classes or ()) == 2 or _boolean(contract, p.outcome)))
 

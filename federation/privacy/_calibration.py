@@ -312,7 +312,15 @@ def feature_names(model: ModelSpec, contract: Contract) -> tuple[str, ...]:
         column = _column(contract, name, "feature")
         if name == model.outcome:
             raise UsageError(f"feature {name!r} is the outcome")
-        if column.type in ("integer", "number"):
+        if name in (model.categorical or ()):
+            if column.type != "integer":
+                raise UsageError(f"feature {name!r} is {column.type}, not an integer: only integer features can be "
+                                 "taken as categories (category columns already are)")
+            if column.range is None or column.range[1] - column.range[0] + 1 > _MAX_DOMAIN:  # type: ignore[operator]
+                raise UsageError(f"feature {name!r} has more than {_MAX_DOMAIN} values in its contract range (or "
+                                 "none): it cannot be taken as categories")
+            names += [f"{name}={v}" for v in column_domain(column)]
+        elif column.type in ("integer", "number"):
             if column.range is None:
                 raise UsageError(f"feature {name!r} needs a range in the contract to be scaled")
             names.append(name)
@@ -334,7 +342,7 @@ def scaling_bounds(model: ModelSpec, contract: Contract) -> tuple[tuple[str, tup
     out = []
     for name in model.features:
         column = _column(contract, name, "feature")
-        if column.type in ("integer", "number"):
+        if column.type in ("integer", "number") and name not in (model.categorical or ()):
             bounds, source = (column.warn_range, "warn_range") if column.warn_range else (column.range, "range")
             if bounds is None:
                 raise UsageError(f"feature {name!r} needs a range in the contract to be scaled")

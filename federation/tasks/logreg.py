@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from federation.evaluation import LOGIT_RANGE
-from federation.privacy import ModelPlan, gaussian_release
+from federation.privacy import ModelPlan, column_domain, gaussian_release
 from federation.spec import ModelSpec
 from schemas.contract import Contract
 
@@ -53,7 +53,10 @@ def encode(frame: pd.DataFrame, resident: pd.Series, spec: ModelSpec, contract: 
     for name in spec.features:
         column = contract.column(name)
         values = frame[name]
-        if column.type in ("integer", "number"):
+        if name in (spec.categorical or ()):   # one-hot over the contract's range; nulls and outliers in none
+            levels = values.astype("float64").to_numpy()
+            columns += [(levels == v).astype(float) for v in column_domain(column)]
+        elif column.type in ("integer", "number"):
             lo, hi, _ = scaling[name]
             scaled = ((values.astype(float) - lo) / (hi - lo if hi > lo else 1.0)).clip(0.0, 1.0)
             columns.append(scaled.fillna(0.0).to_numpy())

@@ -38,7 +38,8 @@ def test_the_care_needs_models_private_auc_and_calibration_are_unbiased_and_cove
     spec = build_spec("logistic_regression", "care-needs-model-2024", "2024",
                       {"contract": "health_care", "municipalities": ["espoo"], "epsilon": 1.0,
                        "outcome": "service_status", "positive": ["home_care", "intensive"],
-                       "features": ["health_segment", "hospital_days", "specialist_visits", "primary_care_visits"]},
+                       "features": ["health_segment", "hospital_days", "specialist_visits", "primary_care_visits"],
+                       "categorical": ["health_segment"]},
                       registry)
     plan = plan_study(spec, registry)
     model = plan.model
@@ -75,11 +76,12 @@ def test_the_care_needs_models_private_auc_and_calibration_are_unbiased_and_cove
         all_bins_covered.append(covered)
         calibrated.append(evaluation["calibrated_within_intervals"])
     # Assert: the AUC is unbiased to 0.005 and its interval covers the exact AUC; every calibration bin's
-    # observed rate is unbiased and, all bins at once, within its interval ~95 % of the time. (Whether the model
-    # itself reads as calibrated — its predicted rates within the bins' calibration intervals — is a property of
-    # the model, not of the estimator: measured 0.7 of draws here, a logistic model of a non-logistic truth.)
+    # observed rate is unbiased and, all bins at once, within its interval ~95 % of the time. And the model reads
+    # as calibrated — its predicted rates within every bin's calibration interval at once — in nearly as many
+    # draws as a calibrated model would (95 %): measured 0.91 with the segment as categories; 0.70 when the
+    # segment was one scaled number, a model of the wrong shape, which the evaluation rightly flagged
     assert abs(np.mean(aucs) - exact_auc) < 0.005, (np.mean(aucs), exact_auc)
     assert np.mean(auc_covered) >= 0.9
     assert abs(np.mean(errors)) < 0.005
     assert np.mean(all_bins_covered) >= 0.9, np.mean(all_bins_covered)
-    assert np.mean(calibrated) > 0.5
+    assert np.mean(calibrated) >= 0.85, np.mean(calibrated)

@@ -257,10 +257,11 @@ def test_exact_calibration_adds_less_noise_than_zcdp_for_the_same_epsilon(regist
 def test_a_spec_serialised_before_the_new_fields_keeps_its_meaning_and_its_signature(
         registry: ContractCatalog) -> None:
     # Prepare: a gradient-descent spec as earlier versions stored and signed it: every field written out, with no
-    # optimizer and no accounting (they did not exist), and a signature key
+    # optimizer, categorical or accounting (they did not exist), and a signature key
     current = parse_spec(_spec()).model_dump(mode="json")
     stored = dict(current, privacy={"epsilon": 1.0, "delta": 1e-6}, signature=None,
-                  model={k: v for k, v in current["model"].items() if k != "optimizer"} | {"clipping_norm": 1.0})
+                  model={k: v for k, v in current["model"].items() if k not in ("optimizer", "categorical")}
+                  | {"clipping_norm": 1.0})
     signed_then = json.dumps({k: v for k, v in stored.items() if k not in ("signature", "cross_sector", "quorum",
                                                                             "audit_anchor")},
                              sort_keys=True, separators=(",", ":"))

@@ -12,6 +12,7 @@ from federation.tasks import (
     NewtonSolver, cell_counts, from_upper_triangle, newton_statistics, transition_rows, upper_triangle,
 )
 from federation.tasks.logreg import Design, _clipped_gradient_sum, predict_proba
+from schemas import ContractCatalog
 
 
 def test_transitions_pair_consecutive_years_of_the_same_resident() -> None:
@@ -185,3 +186,28 @@ def test_newton_without_noise_reaches_the_maximum_likelihood_fit_in_a_few_rounds
         params = solver.step(params, gradient, 1, trace)
     # Assert: the mean of the last half of the iterates is scikit-learn's fit
     assert np.allclose(solver.estimate(), reference, atol=2e-3), (solver.estimate(), reference)
+
+
+def test_an_integer_feature_taken_as_categories_is_one_hot_and_a_missing_or_unknown_level_in_none(
+        registry: ContractCatalog) -> None:
+    # Prepare: segments 1 and 20 (the contract's range ends), a missing one and one outside the range
+    from federation.privacy import plan_study
+    from federation.tasks import encode
+    from federation.templates import build_spec
+
+    spec = build_spec("logistic_regression", "m-1", "2024",
+                      {"contract": "health_care", "municipalities": ["espoo"], "outcome": "service_status",
+                       "positive": ["home_care"], "features": ["health_segment", "hospital_days"],
+                       "categorical": ["health_segment"]}, registry)
+    plan = plan_study(spec, registry)
+    frame = pd.DataFrame({"health_segment": pd.array([1, 20, None, 25], dtype="Int64"),
+                          "hospital_days": [0, 60, 120, 240], "service_status": ["none", "home_care", "none", "none"]})
+    assert spec.model is not None and plan.model is not None
+    # Execute
+    design = encode(frame, pd.Series(["a", "b", "c", "d"]), spec.model, registry.get("health_care"), plan.model)
+    # Assert: 20 level columns, the scaled number (warn_range 0-120, clipped), the intercept
+    assert design.x.shape == (4, 22)
+    assert design.x[0, 0] == 1 and design.x[1, 19] == 1 and design.x[:2, :20].sum() == 2
+    assert design.x[2:, :20].sum() == 0
+    assert list(design.x[:, 20]) == [0.0, 0.5, 1.0, 1.0] and list(design.x[:, 21]) == [1.0] * 4
+    assert list(design.y) == [0, 1, 0, 0]

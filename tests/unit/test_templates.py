@@ -42,6 +42,8 @@ def test_logistic_regression_clips_at_the_contracts_rows_per_resident(registry: 
     ({"outcome": "service_status", "features": ["person_id"]}, "direct identifier"),
     ({"outcome": "service_status", "features": ["shoe_size"]}, "has no column 'shoe_size'"),
     ({"outcome": "service_status", "features": ["service_status"]}, "both the outcome and a feature"),
+    ({"outcome": "service_status", "features": ["hospital_days"], "categorical": ["health_segment"]},
+     "not among the features"),
 ])
 def test_forbidden_choices_are_refused(registry: ContractCatalog, params: dict[str, object], words: str) -> None:
     with pytest.raises(UsageError, match=words):
@@ -69,3 +71,28 @@ def test_ordinal_shrinkage_needs_an_ordinal_state(registry: ContractCatalog) -> 
     default = build_spec("health_transitions", "t-4", "2024", {"municipalities": ["espoo"]}, registry)
     assert default.table is not None and default.table.transitions is not None
     assert default.table.transitions.estimator == "ordinal_shrinkage"
+
+
+def test_an_integer_feature_taken_as_categories_gets_one_coefficient_per_level(registry: ContractCatalog) -> None:
+    # Prepare: the segment as categories, hospital days as a scaled number
+    base = {"contract": "health_care", "municipalities": ["espoo"], "outcome": "service_status",
+            "positive": ["home_care", "intensive"], "features": ["health_segment", "hospital_days"]}
+    # Execute
+    spec = build_spec("logistic_regression", "m-4", "2024", base | {"categorical": ["health_segment"]}, registry)
+    plan = plan_study(spec, registry)
+    # Assert: one column per level of the contract's range [1, 20], none scaled; the number still scaled
+    assert plan.model is not None
+    assert plan.model.features[:20] == tuple(f"health_segment={v}" for v in range(1, 21))
+    assert plan.model.features[20:] == ("hospital_days", "(intercept)")
+    assert [name for name, _ in plan.model.scaling] == ["hospital_days"]
+
+
+@pytest.mark.parametrize(("feature", "words"), [("hospital_days", "more than 200 values"),
+                                                ("service_status", "category, not an integer")])
+def test_only_integers_with_a_small_range_can_be_categories(registry: ContractCatalog, feature: str,
+                                                            words: str) -> None:
+    spec = build_spec("logistic_regression", "m-5", "2024",
+                      {"contract": "health_care", "municipalities": ["espoo"], "outcome": "health_segment",
+                       "positive": ["1"], "features": [feature], "categorical": [feature]}, registry)
+    with pytest.raises(UsageError, match=words):
+        plan_study(spec, registry)
