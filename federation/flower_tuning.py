@@ -27,11 +27,19 @@ def poll_interval(waited: float, floor: float) -> float:
     return max(floor, LATENCY_SHARE * waited)
 
 
-def shorten_object_pull_backoff(initial: float = 0.02, cap: float = 0.25) -> None:
+def shorten_object_pull_backoff(initial: float = 0.02, cap: float = 0.25, max_time: float | None = None) -> None:
+    """Object pulls retry from ``initial`` seconds, never waiting more than ``cap`` between tries; with
+    ``max_time``, a pull gives up after that many seconds (Flower's default: 500 tries, ~2 minutes at this cap).
+
+    The ServerApp passes its round deadline: a node killed while uploading a reply leaves the reply's metadata
+    at the SuperLink without its objects, and pulling them would otherwise block the ServerApp past every
+    deadline of its own; given up, Flower answers MESSAGE_UNAVAILABLE and the node counts as lost."""
     from flwr.supercore.inflatable import inflatable_utils
 
     for pull in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
         defaults = pull.__kwdefaults__
-        if defaults is None or "initial_backoff" not in defaults or "backoff_cap" not in defaults:
+        if defaults is None or not {"initial_backoff", "backoff_cap", "max_time"} <= set(defaults):
             raise RuntimeError(f"flwr changed {pull.__name__}'s signature; re-check federation/flower_tuning.py")
         defaults["initial_backoff"], defaults["backoff_cap"] = initial, cap
+        if max_time is not None:
+            defaults["max_time"] = max_time

@@ -53,8 +53,8 @@ class StudyFailed(Exception):
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     # in this process only (the SuperLink's flwr-serverapp), never by importing the module
-    shorten_object_pull_backoff()
     config = RunConfig.from_flower(context.run_config)
+    shorten_object_pull_backoff(max_time=config.round_seconds)
     started = time.perf_counter()
     try:
         spec = load_spec(config.spec)

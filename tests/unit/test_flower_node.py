@@ -31,14 +31,42 @@ def test_object_pull_backoff_is_shortened_in_this_process_only_where_flower_defi
 
     from federation.flower_tuning import shorten_object_pull_backoff
 
-    saved = dict(inflatable_utils.pull_objects.__kwdefaults__ or {})
+    pulls = (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree)
+    saved = [dict(pull.__kwdefaults__ or {}) for pull in pulls]
     try:
         # Execute
         shorten_object_pull_backoff(initial=0.02, cap=0.25)
         # Assert
-        for pull in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
+        for pull in pulls:
             assert pull.__kwdefaults__ is not None
             assert (pull.__kwdefaults__["initial_backoff"], pull.__kwdefaults__["backoff_cap"]) == (0.02, 0.25)
+    finally:
+        for pull, defaults in zip(pulls, saved):
+            assert pull.__kwdefaults__ is not None
+            pull.__kwdefaults__.update(defaults)
+
+
+def test_a_pull_of_objects_that_never_arrive_gives_up_at_the_given_time() -> None:
+    # Prepare: an object whose upload never completes (its sender was killed mid-push)
+    import time
+
+    from flwr.supercore.inflatable import inflatable_utils
+    from flwr.supercore.inflatable.inflatable_utils import ObjectPullError, ObjectUnavailableError
+
+    from federation.flower_tuning import shorten_object_pull_backoff
+
+    def never(object_id: str) -> bytes:
+        raise ObjectUnavailableError(object_id)
+
+    saved = dict(inflatable_utils.pull_objects.__kwdefaults__ or {})
+    try:
+        shorten_object_pull_backoff(initial=0.02, cap=0.05, max_time=0.5)
+        started = time.monotonic()
+        # Execute
+        with pytest.raises(ObjectPullError):
+            inflatable_utils.pull_objects(["missing"], never)
+        # Assert: given up after max_time, where Flower's default (500 tries) would wait ~25 s at this cap
+        assert time.monotonic() - started < 5.0
     finally:
         assert inflatable_utils.pull_objects.__kwdefaults__ is not None
         inflatable_utils.pull_objects.__kwdefaults__.update(saved)
