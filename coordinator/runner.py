@@ -26,7 +26,7 @@ from federation.launch import LaunchTarget, progress_path, read_json, result_pat
 if TYPE_CHECKING:
     from coordinator.state import Coordinator
 
-__all__ = ["Watcher", "launch", "launch_target", "recover_interrupted_launches", "results", "watch_once"]
+__all__ = ["SuperLinkProbe", "Watcher", "launch", "launch_target", "recover_interrupted_launches", "results", "watch_once"]
 
 
 def launch_target(coordinator: Coordinator) -> LaunchTarget:
@@ -74,8 +74,47 @@ def recover_interrupted_launches(coordinator: Coordinator) -> None:
             move(session, coordinator.signer, study, StudyStatus.APPROVED, "coordinator", "study.launch_interrupted")
 
 
-def watch_once(coordinator: Coordinator, at: datetime.datetime | None = None) -> int:
-    """Look at every running study once; returns how many finished (released, failed, or past the deadline)."""
+class SuperLinkProbe:
+    """Whether the SuperLink accepts TCP connections on its Control API, and since when it has not.
+
+    A run lives in the SuperLink (the run, its messages and its ServerApp process), so a SuperLink that is gone
+    takes its runs with it; without this the watcher would see that only once a run shows no progress for the
+    round deadline plus :data:`STALL_GRACE_SECONDS` (6 minutes at the defaults). A connection is opened and
+    closed at most every ``every`` seconds; nothing is sent."""
+
+    def __init__(self, address: str, every: float = 2.0, timeout: float = 2.0) -> None:
+        host, _, port = address.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.every, self.timeout = every, timeout
+        self._checked: float | None = None
+        self._down_since: datetime.datetime | None = None
+
+    def reachable(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout):
+                return True
+        except OSError:
+            return False
+
+    def down_since(self, now: datetime.datetime) -> datetime.datetime | None:
+        """When the SuperLink started refusing connections (None: it accepts them)."""
+        import time
+
+        if self._checked is None or time.monotonic() - self._checked >= self.every:
+            self._checked = time.monotonic()
+            if self.reachable():
+                self._down_since = None
+            elif self._down_since is None:
+                self._down_since = now
+        return self._down_since
+
+
+def watch_once(coordinator: Coordinator, at: datetime.datetime | None = None,
+               superlink_down_since: datetime.datetime | None = None) -> int:
+    """Look at every running study once; returns how many finished (released, failed, or past the deadline).
+    ``superlink_down_since``: since when the SuperLink has refused connections (:class:`SuperLinkProbe`)."""
     settings = coordinator.settings
     at = at or datetime.datetime.now(datetime.timezone.utc)
     with coordinator.db.transaction() as session:
@@ -96,6 +135,13 @@ def watch_once(coordinator: Coordinator, at: datetime.datetime | None = None) ->
                 result = {"status": "failed", "error": {
                     "code": "deadline", "detail": f"no result {settings.run_deadline_seconds:.0f} s after the launch; "
                                                   "the charges made at approval stay"}}
+            elif (result is None and superlink_down_since is not None
+                  and (at - max(superlink_down_since, launched)).total_seconds() > settings.superlink_grace_seconds):
+                result = {"status": "failed", "error": {
+                    "code": "superlink_lost", "detail": f"the SuperLink at {settings.superlink} has refused "
+                                                        f"connections for {(at - superlink_down_since).total_seconds():.0f} s "
+                                                        "and its runs are gone with it; the charges made at "
+                                                        "approval stay"}}
             elif result is None and (at - seen).total_seconds() > settings.round_seconds + STALL_GRACE_SECONDS:
                 # every exchange of a live run ends within round_seconds and moves its progress on
                 result = {"status": "failed", "error": {
@@ -177,8 +223,11 @@ class Watcher:
     def _loop(self) -> None:
         import logging
 
+        address = self.coordinator.settings.superlink
+        probe = SuperLinkProbe(address) if address else None
         while not self._stop.wait(self.coordinator.settings.watch_seconds):
             try:
-                watch_once(self.coordinator)
+                at = datetime.datetime.now(datetime.timezone.utc)
+                watch_once(self.coordinator, at, probe.down_since(at) if probe else None)
             except Exception:  # noqa: BLE001 - keep watching; the error is logged for the operator
                 logging.getLogger("tillit.coordinator").exception("watching running studies failed")

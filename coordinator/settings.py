@@ -52,6 +52,9 @@ class CoordinatorSettings(BaseModel):
     round_seconds: float = Field(default=300.0, gt=0, le=86400)
     #: a study still without a result this long after its launch is marked failed (its charges stay)
     run_deadline_seconds: float = Field(default=6 * 3600.0, gt=0, le=30 * 86400)
+    #: a running study whose SuperLink has refused connections this long is marked failed: the SuperLink holds
+    #: the run and its ServerApp, so a run outlives neither (its charges stay)
+    superlink_grace_seconds: float = Field(default=30.0, gt=0, le=86400)
     #: a web sign-in session unused this long ends (the browser is sent to the sign-in page)
     web_idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
 

@@ -74,3 +74,47 @@ def test_a_run_that_stops_making_progress_is_given_up_after_the_round_deadline(w
     answer = world.client.get("/v1/studies/stalls", headers=world.headers("analyst")).json()
     assert answer["status"] == "failed" and answer["error"]["code"] == "stalled"
     assert answer["progress"]["done"] == 3
+
+
+def test_a_run_whose_superlink_refuses_connections_fails_after_the_grace_and_keeps_its_charge(world: World) -> None:
+    # Prepare: a run that made progress; its SuperLink stops accepting connections a moment later
+    _running(world, "superlink-gone")
+    grace = world.coordinator.settings.superlink_grace_seconds
+    _progress(world, 2)
+    now = dt.datetime.now(dt.timezone.utc)
+    down = now + dt.timedelta(seconds=1)
+    # Execute: looks within the grace change nothing; one after it ends the study
+    within = watch_once(world.coordinator, at=now + dt.timedelta(seconds=grace), superlink_down_since=down)
+    after = watch_once(world.coordinator, at=down + dt.timedelta(seconds=grace + 1), superlink_down_since=down)
+    # Assert: failed as superlink_lost long before the stall rule (round deadline + 60 s) would have seen it
+    assert (within, after) == (0, 1)
+    assert grace + 2 < world.coordinator.settings.round_seconds + 60
+    answer = world.client.get("/v1/studies/superlink-gone", headers=world.headers("analyst")).json()
+    assert answer["status"] == "failed" and answer["error"]["code"] == "superlink_lost"
+    with world.coordinator.db.transaction() as session:
+        charged = session.execute(select(LedgerEntry).where(LedgerEntry.study_id == "superlink-gone")).scalars().all()
+    assert [e.dataset for e in charged] == ["espoo/health_care"]
+
+
+def test_the_probe_says_since_when_the_superlink_refuses_connections() -> None:
+    # Prepare: a listening socket standing in for the SuperLink's Control API
+    import socket
+
+    from coordinator.runner import SuperLinkProbe
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    probe = SuperLinkProbe(f"127.0.0.1:{port}", every=0.0, timeout=1.0)
+    t0 = dt.datetime.now(dt.timezone.utc)
+    # Execute: up; then closed (twice: the first refusal is remembered); then listening again
+    up = probe.down_since(t0)
+    server.close()
+    first = probe.down_since(t0 + dt.timedelta(seconds=1))
+    second = probe.down_since(t0 + dt.timedelta(seconds=5))
+    server = socket.create_server(("127.0.0.1", port))
+    back = probe.down_since(t0 + dt.timedelta(seconds=9))
+    server.close()
+    # Assert
+    assert up is None
+    assert first == second == t0 + dt.timedelta(seconds=1)
+    assert back is None
