@@ -15,10 +15,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from federation.evaluation import LOGIT_RANGE
-from federation.privacy import gaussian_release, plan_study
+from federation.privacy import ModelPlan, gaussian_release, plan_study
 from federation.results import private_evaluation
 from federation.tasks import (
-    NewtonSolver, encode, evaluation_statistics, feature_columns, newton_statistics, upper_triangle,
+    Design, NewtonSolver, encode, evaluation_statistics, feature_columns, newton_statistics, upper_triangle,
 )
 from federation.templates import build_spec
 from nodes.agent import RESIDENT, typed_extract
@@ -47,21 +47,15 @@ def test_the_care_needs_models_private_auc_and_calibration_are_unbiased_and_cove
     contract = registry.get("health_care")
     frame = typed_extract(tmp_path / "espoo" / "health_care.parquet", contract, ephemeral_secret().pseudonym_key)
     design = encode(frame, frame[RESIDENT], spec.model, contract, model)
-    solver = NewtonSolver((1, len(model.features)), model.noise_scale, model.hessian_noise_scale,
-                          feature_columns(model.features))
-    params = np.zeros((1, len(model.features)))
-    for round_ in range(1, model.rounds + 1):
-        gradient, hessian, trace = newton_statistics(design, params, model.clipping_norm, round_ in model.hessian_rounds)
-        if hessian is not None:
-            solver.update_curvature(gaussian_release(upper_triangle(hessian), model.hessian_noise_scale), 1)
-        params = solver.step(params, gaussian_release(gradient, model.noise_scale), 1,
-                             float(gaussian_release(np.array([trace]), model.trace_noise_scale)[0]))
-    estimate = solver.estimate()
+    estimate = _fit(design, model, noisy=True)
+    noise_free = _fit(design, model, noisy=False)
     exact_auc = roc_auc_score(design.y, design.x @ estimate[0])
     histogram, _ = evaluation_statistics(design, estimate, model.evaluation.bins, model.evaluation.prediction_weight)
+    histogram_free, _ = evaluation_statistics(design, noise_free, model.evaluation.bins,
+                                              model.evaluation.prediction_weight)
     edges = np.linspace(*LOGIT_RANGE, model.evaluation.bins + 1)
     # Execute: the evaluation release, DRAWS times
-    aucs, auc_covered, errors, all_bins_covered, calibrated = [], [], [], [], []
+    aucs, auc_covered, errors, all_bins_covered, calibrated_free = [], [], [], [], []
     for _ in range(DRAWS):
         noisy = gaussian_release(histogram, model.evaluation.histogram_noise_scale)
         evaluation = private_evaluation(plan, noisy, 1)["evaluation"]
@@ -74,14 +68,34 @@ def test_the_care_needs_models_private_auc_and_calibration_are_unbiased_and_cove
             errors.append(group["observed"] - exact)
             covered &= group["interval"][0] <= exact <= group["interval"][1]
         all_bins_covered.append(covered)
-        calibrated.append(evaluation["calibrated_within_intervals"])
+        free = private_evaluation(plan, gaussian_release(histogram_free, model.evaluation.histogram_noise_scale), 1)
+        calibrated_free.append(free["evaluation"]["calibrated_within_intervals"])
     # Assert: the AUC is unbiased to 0.005 and its interval covers the exact AUC; every calibration bin's
-    # observed rate is unbiased and, all bins at once, within its interval ~95 % of the time. And the model reads
-    # as calibrated — its predicted rates within every bin's calibration interval at once — in nearly as many
-    # draws as a calibrated model would (95 %): measured 0.91 with the segment as categories; 0.70 when the
-    # segment was one scaled number, a model of the wrong shape, which the evaluation rightly flagged
+    # observed rate is unbiased and, all bins at once, within its interval ~95 % of the time. And a model of the
+    # right shape reads as calibrated — its predicted rates within every bin's calibration interval at once — about
+    # as often as the intervals promise (95 %): the same model fitted without noise, 0.935-0.975 over runs. (The
+    # DP-trained model itself read calibrated in 0.72-0.94 of draws over four trainings: the intervals cover the
+    # evaluation's noise and sampling, not the training noise in its parameters. Not asserted: it depends on
+    # one training draw.)
     assert abs(np.mean(aucs) - exact_auc) < 0.005, (np.mean(aucs), exact_auc)
     assert np.mean(auc_covered) >= 0.9
     assert abs(np.mean(errors)) < 0.005
     assert np.mean(all_bins_covered) >= 0.9, np.mean(all_bins_covered)
-    assert np.mean(calibrated) >= 0.85, np.mean(calibrated)
+    assert np.mean(calibrated_free) >= 0.85, np.mean(calibrated_free)
+
+
+def _fit(design: Design, model: ModelPlan, noisy: bool) -> np.ndarray:
+    """The Newton fit as the federation runs it (one node): with the plan's noise, or without any."""
+    def release(values: np.ndarray, scale: float) -> np.ndarray:
+        return gaussian_release(values, scale) if noisy else values
+
+    solver = NewtonSolver((1, len(model.features)), model.noise_scale,
+                          model.hessian_noise_scale if noisy else 0.0, feature_columns(model.features))
+    params = np.zeros((1, len(model.features)))
+    for round_ in range(1, model.rounds + 1):
+        gradient, hessian, trace = newton_statistics(design, params, model.clipping_norm, round_ in model.hessian_rounds)
+        if hessian is not None:
+            solver.update_curvature(release(upper_triangle(hessian), model.hessian_noise_scale), 1)
+        params = solver.step(params, release(gradient, model.noise_scale), 1,
+                             float(release(np.array([trace]), model.trace_noise_scale)[0]))
+    return solver.estimate()
