@@ -24,7 +24,6 @@ from common.errors import NotFound, TillitError
 from coordinator import runner
 from coordinator.api_models import STUDY_ID, StudyDraft
 from coordinator.authz import CoordinatorDep, SessionDep
-from coordinator.charts import budget_bar, epsilon_text
 from coordinator.ledger import balances
 from coordinator.lifecycle import StudyStatus
 from coordinator.models import Study
@@ -32,7 +31,7 @@ from coordinator.public_register import register_entry
 from coordinator.reports import render_report, report_body
 from coordinator.studies import cost_preview, create_study, get_study, study_json
 from coordinator.web.deps import Form, PageUser
-from coordinator.web.render import REPORT_CSP, Problem, render
+from coordinator.web.render import REPORT_CSP, Problem, cost_row, render
 from coordinator.web.strings import text
 from federation.templates import TEMPLATES
 
@@ -101,15 +100,7 @@ def _preview(coordinator: CoordinatorDep, session: Session, draft: StudyDraft | 
             preview = cost_preview(coordinator, session, draft)
     except TillitError as error:
         return {"problems": [Problem("params", error.message)], "datasets": []}
-    rows = []
-    for dataset, cost in preview["per_dataset"].items():
-        budget = cost["budget"]
-        bar = ""
-        if budget is not None:
-            words = (f"{dataset}: this study ε {epsilon_text(cost['epsilon'])}; ε "
-                     f"{epsilon_text(budget['spent']['epsilon'])} spent of {epsilon_text(budget['cap']['epsilon'])}.")
-            bar = budget_bar(dataset, budget["spent"]["rho"], cost["rho"], budget["cap"]["rho"], words)
-        rows.append({"dataset": dataset, "cost": cost, "bar": bar})
+    rows = [cost_row(dataset, cost) for dataset, cost in preview["per_dataset"].items()]
     return {"problems": [], "datasets": rows, "fits": preview["fits"]}
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from common.errors import TillitError
 from coordinator.api_models import PERIOD, STUDY_ID, CapSetting, DecisionRequest, StudyDraft
 from coordinator.authz import CoordinatorDep, SessionDep
-from coordinator.charts import budget_bar, epsilon_text, step_line
+from coordinator.charts import epsilon_text, step_line
 from coordinator.ledger import balance, balances, ledger_entries, set_budget
 from coordinator.models import AuditEntry, Budget, Dataset, Study
 from coordinator.public_register import register_entry
@@ -30,7 +30,7 @@ from coordinator.studies import cost_preview, decide, get_study, study_json
 from coordinator.verify import verify
 from coordinator.web.deps import Form, PageUser
 from coordinator.web.pages_auth import waiting_studies
-from coordinator.web.render import Problem, render
+from coordinator.web.render import Problem, cost_row, render
 from coordinator.web.strings import text
 from federation.privacy import PrivacyLoss, epsilon, study_epsilon
 from federation.spec import StudySpec
@@ -165,16 +165,7 @@ def _check_page(request: Request, session: Session, coordinator: CoordinatorDep,
                        purpose=study.purpose, legal_basis=study.legal_basis, organisation=study.organisation,
                        contact=study.contact, period=study.period)
     preview = cost_preview(coordinator, session, draft)
-    costs = []
-    for dataset in mine:
-        cost = preview["per_dataset"][dataset]
-        budget = cost["budget"]
-        bar = ""
-        if budget is not None:
-            words = (f"{dataset}: this study ε {epsilon_text(cost['epsilon'])}; ε {epsilon_text(budget['spent']['epsilon'])}"
-                     f" spent of {epsilon_text(budget['cap']['epsilon'])} before it.")
-            bar = budget_bar(dataset, budget["spent"]["rho"], cost["rho"], budget["cap"]["rho"], words)
-        costs.append({"dataset": dataset, "cost": cost, "bar": bar})
+    costs = [cost_row(dataset, preview["per_dataset"][dataset], " before it") for dataset in mine]
     decided = [a for a in about["approvals"] if a["dataset"] in mine]
     return render(request, "check.html", status=status, study=about, entry=entry, costs=costs, decided=decided,
                   problems=problems, values=values)

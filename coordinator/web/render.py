@@ -16,10 +16,10 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from coordinator.charts import epsilon_text, number_text
+from coordinator.charts import budget_bar, epsilon_text, number_text
 from coordinator.web.strings import LANGUAGES, text
 
-__all__ = ["PAGE_CSP", "REPORT_CSP", "Problem", "error_page", "render"]
+__all__ = ["PAGE_CSP", "REPORT_CSP", "Problem", "cost_row", "error_page", "render"]
 
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -56,6 +56,18 @@ class Problem:
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         self.message = message
+
+
+def cost_row(dataset: str, cost: dict[str, Any], spent_when: str = "") -> dict[str, Any]:
+    """One dataset's line of a cost preview (``_cost_line.html``): its cost and, when it has a budget, the bar of
+    spent, this study and what is left. ``spent_when``: words after "spent of the cap" (say, " before it")."""
+    budget = cost["budget"]
+    bar = ""
+    if budget is not None:
+        words = (f"{dataset}: this study ε {epsilon_text(cost['epsilon'])}; ε {epsilon_text(budget['spent']['epsilon'])}"
+                 f" spent of {epsilon_text(budget['cap']['epsilon'])}{spent_when}.")
+        bar = budget_bar(dataset, budget["spent"]["rho"], cost["rho"], budget["cap"]["rho"], words)
+    return {"dataset": dataset, "cost": cost, "bar": bar}
 
 
 def render(request: Request, page: str, status: int = 200, headers: dict[str, str] | None = None,
