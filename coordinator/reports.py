@@ -207,6 +207,8 @@ def report_body(result: dict[str, Any], balances: list[dict[str, Any]] | None = 
             f"<tr><td class='num'>{c['predicted']:.3f}</td><td class='num'>{c['observed']:.3f}</td>"
             + ("<td class='num'>{:.3f} – {:.3f}</td>".format(*c["calibration_interval"])
                if "calibration_interval" in c else "<td></td>")
+            + ("<td class='num'>±{:.3f}</td>".format(c["training_noise_se"]) if "training_noise_se" in c
+               else "<td></td>")
             + f"<td class='num'>{c['noisy_rows']:,.0f}</td></tr>" for c in evaluation.get("calibration", []))
         interval = evaluation.get("auc_interval")
         auc_text = f"AUC {auc:.3f}" + (" (95 % interval {:.3f} – {:.3f})".format(*interval) if interval else "")
@@ -214,6 +216,7 @@ def report_body(result: dict[str, Any], balances: list[dict[str, Any]] | None = 
                         f"({html.escape(evaluation['note'])}). Calibration, bins well above the noise:</p>" if auc is not None else "<h2>Private evaluation</h2>")
         sections.append("<table><thead><tr><th scope='col'>predicted</th><th scope='col'>observed</th>"
                         "<th scope='col'>interval (a calibrated model's prediction lies in it)</th>"
+                        "<th scope='col'>of which training noise (sd of the prediction)</th>"
                         f"<th scope='col'>noisy rows</th></tr></thead><tbody>{calibration}</tbody></table>")
     sections.append("<h2>Privacy spent</h2>" + _budget(privacy, balances or []))
     mechanism = {k: v for k, v in privacy.items() if k not in ("per_dataset",)}

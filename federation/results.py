@@ -103,13 +103,16 @@ def model_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, weights:
     return outputs
 
 
-def private_evaluation(plan: StudyPlan, histogram: np.ndarray, nodes: int) -> dict[str, Any]:
-    """The ``evaluation`` section from the summed noisy score histograms of ``nodes`` nodes."""
+def private_evaluation(plan: StudyPlan, histogram: np.ndarray, nodes: int,
+                       parameter_covariance: np.ndarray | None = None) -> dict[str, Any]:
+    """The ``evaluation`` section from the summed noisy score histograms of ``nodes`` nodes; with the covariance
+    of the DP noise in the parameters, the calibration intervals include it."""
     from federation.evaluation import private_evaluation as evaluate
 
     assert plan.model is not None and plan.model.evaluation is not None
     e = plan.model.evaluation
-    return {"evaluation": evaluate(histogram, e.histogram_noise_scale * math.sqrt(nodes), e.prediction_weight)}
+    return {"evaluation": evaluate(histogram, e.histogram_noise_scale * math.sqrt(nodes), e.prediction_weight,
+                                   e.curvature_weight, parameter_covariance)}
 
 
 def newton_intervals(plan: StudyPlan, params: np.ndarray, solver: NewtonSolver) -> dict[str, Any]:
@@ -149,7 +152,6 @@ def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, his
 
     model = plan.model
     assert model is not None and spec.model is not None
-    evaluation = private_evaluation(plan, histogram, nodes)
     symmetric = (fisher + fisher.T) / 2
     values, vectors = np.linalg.eigh(symmetric)
     floor = max(float(values.max()) * 1e-6, 1e-6)
@@ -160,6 +162,7 @@ def evaluation_outputs(spec: StudySpec, plan: StudyPlan, params: np.ndarray, his
     q = (spec.model.learning_rate / n) ** 2 * nodes * model.noise_scale**2 * np.eye(len(information))
     stable = bool(np.max(np.abs(np.linalg.eigvals(a))) < 1)
     dp_part = solve_discrete_lyapunov(a, q) if stable else np.zeros_like(sampling)
+    evaluation = private_evaluation(plan, histogram, nodes, dp_part if stable else None)
     errors = np.sqrt(np.clip(np.diag(sampling + dp_part), 0, None))
     values_ = params[0]
     cls = model.classes[1]

@@ -330,7 +330,7 @@ def _run_newton(link: _Link, spec: StudySpec, plan: StudyPlan,
         requests = {d: (n, pack_request(OP_EVALUATE, spec_json, model.rounds + 1, estimate)) for d, n in nodes.items()}
         by_dataset, stats = link.ask(requests, "evaluation", quorum=spec.quorum)
         histogram = np.sum([read_array(m.content, "histogram") for m in by_dataset.values()], axis=0)
-        outputs.update(private_evaluation(plan, histogram, len(by_dataset)))
+        outputs.update(private_evaluation(plan, histogram, len(by_dataset), solver.covariance()[1]))
         rounds.append({"round": model.rounds + 1, "evaluation": True, **stats})
     return outputs, rounds
 

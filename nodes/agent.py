@@ -242,7 +242,7 @@ class NodeAgent:
         from federation.tasks import evaluation_statistics
 
         histogram, fisher = evaluation_statistics(self._design(spec, prepared), params, model.evaluation.bins,
-                                                  model.evaluation.prediction_weight)
+                                                  model.evaluation.prediction_weight, model.evaluation.curvature_weight)
         e = model.evaluation
         noisy_histogram = gaussian_release(histogram.ravel(), e.histogram_noise_scale).reshape(histogram.shape)
         if e.fisher_noise_scale is None:

@@ -55,6 +55,8 @@ class TablePlan:
 EVALUATION_BINS = 50
 #: see :attr:`EvaluationPlan.prediction_weight`
 EVALUATION_PREDICTION_WEIGHT = 0.5
+#: see :attr:`EvaluationPlan.curvature_weight`: the most one row moves the curvature rows, in L2
+EVALUATION_CURVATURE_NORM = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class EvaluationPlan:
     #: the histograms' third row sums predicted probabilities per bin, times this weight (so a row moves it
     #: less than the counts, and the counts keep most of the precision)
     prediction_weight: float = 0.5
+    #: rows 3 onwards sum p(1-p)·x per bin (one row per encoded feature), times this weight: how far each bin's
+    #: predicted rate moves when the parameters move, so the calibration intervals can include the training
+    #: noise (0: no such rows)
+    curvature_weight: float = 0.0
 
 
 #: Newton: the share of the model's budget spent on curvature matrices, and on the curvature's trace each
@@ -244,7 +250,8 @@ def plan_study(spec: StudySpec, contracts: ContractSource | Contract) -> StudyPl
             if e.fisher_noise_scale is not None:
                 rho += gaussian_rho(e.fisher_sensitivity, e.fisher_noise_scale)
             mechanism["evaluation"] = {"bins": e.bins, "histogram_noise_scale": e.histogram_noise_scale,
-                                       "fisher_noise_scale": e.fisher_noise_scale}
+                                       "fisher_noise_scale": e.fisher_noise_scale,
+                                       "curvature_weight": e.curvature_weight}
         table = None
     loss = PrivacyLoss.from_rho(rho)
     to_epsilon = gaussian_epsilon if exact else epsilon
@@ -383,23 +390,28 @@ def _plan_model(model: ModelSpec, contract: Contract, rho: float) -> ModelPlan:
         if len(classes) != 2:
             raise UsageError("private evaluation is available for binary outcomes; name the positive values")
         evaluation_rho = model.evaluation_share * rho
-        # a resident's rows may all fall in one bin, each adding 1 to a count and (weight x) its predicted
-        # probability to the bin's sum; each row's x x^T w has Frobenius norm <= |x|^2 / 4, and every encoded
-        # feature lies in [0, 1], so |x|^2 <= the number of features
-        histogram_sensitivity = rows * math.sqrt(1.0 + EVALUATION_PREDICTION_WEIGHT ** 2)
+        # a resident's rows may all fall in one bin, each adding 1 to a count, (weight x) its predicted
+        # probability to the bin's sum and (weight x) p(1-p)·x to the curvature rows, |p(1-p)·x| <= |x| / 4;
+        # each row's x x^T w has Frobenius norm <= |x|^2 / 4, and every encoded feature lies in [0, 1], so
+        # |x|^2 <= the number of features
+        curvature_weight = EVALUATION_CURVATURE_NORM * 4.0 / math.sqrt(row_norm_squared(model))
+        histogram_sensitivity = rows * math.sqrt(1.0 + EVALUATION_PREDICTION_WEIGHT ** 2
+                                                 + EVALUATION_CURVATURE_NORM ** 2)
         fisher_sensitivity = rows * len(features) / 4.0
         if newton:   # the curvature is known from training: all of the evaluation's share goes to the histograms
             evaluation = EvaluationPlan(bins=EVALUATION_BINS, histogram_sensitivity=histogram_sensitivity,
                                         histogram_noise_scale=histogram_sensitivity / math.sqrt(2.0 * evaluation_rho),
                                         fisher_sensitivity=0.0, fisher_noise_scale=None,
-                                        prediction_weight=EVALUATION_PREDICTION_WEIGHT)
+                                        prediction_weight=EVALUATION_PREDICTION_WEIGHT,
+                                        curvature_weight=curvature_weight)
         else:
             half = evaluation_rho / 2.0
             evaluation = EvaluationPlan(bins=EVALUATION_BINS, histogram_sensitivity=histogram_sensitivity,
                                         histogram_noise_scale=histogram_sensitivity / math.sqrt(2.0 * half),
                                         fisher_sensitivity=fisher_sensitivity,
                                         fisher_noise_scale=fisher_sensitivity / math.sqrt(2.0 * half),
-                                        prediction_weight=EVALUATION_PREDICTION_WEIGHT)
+                                        prediction_weight=EVALUATION_PREDICTION_WEIGHT,
+                                        curvature_weight=curvature_weight)
     if newton:
         return _plan_newton(model, features, classes, rows, rho - evaluation_rho, evaluation,
                             scaling_bounds(model, contract))

@@ -16,6 +16,7 @@ import numpy as np
 from federation.evaluation import LOGIT_RANGE
 from federation.privacy import ModelPlan, column_domain, gaussian_release
 from federation.spec import ModelSpec
+from federation.tasks.newton import NewtonSolver, feature_columns, upper_triangle
 from schemas.contract import Contract
 
 if TYPE_CHECKING:  # loaded lazily: a cached training round on a node needs neither
@@ -168,19 +169,46 @@ def newton_statistics(design: Design, params: np.ndarray, clipping_norm: float,
     return gradient, hessian, trace
 
 
-def evaluation_statistics(design: Design, params: np.ndarray, bins: int,
-                          prediction_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def evaluation_statistics(design: Design, params: np.ndarray, bins: int, prediction_weight: float = 0.5,
+                          curvature_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Exact score histograms over equal-width logit bins on :data:`LOGIT_RANGE` — row 0: rows with outcome 0,
-    row 1: with outcome 1, row 2: the sum of the predicted probabilities, times ``prediction_weight`` (a row then
-    moves the three rows by at most sqrt(1 + weight^2) in L2) — and the Fisher information sum_rows p(1-p) x x^T
-    at ``params``, for a binary model. The caller adds the noise."""
+    row 1: with outcome 1, row 2: the sum of the predicted probabilities, times ``prediction_weight``, and with a
+    ``curvature_weight``, one row per encoded feature: the sum of p(1-p)·x, times that weight (how the bin's
+    predicted rate moves with the parameters) — and the Fisher information sum_rows p(1-p) x x^T at ``params``,
+    for a binary model. A row moves the histogram rows by at most sqrt(1 + prediction_weight² +
+    (curvature_weight·|x|/4)²) in L2. The caller adds the noise."""
     logit = design.x @ params[0]
     p = 1.0 / (1.0 + np.exp(-logit))
     low, high = LOGIT_RANGE
     which = np.clip(((logit - low) / (high - low) * bins).astype(np.int64), 0, bins - 1)
-    histogram = np.zeros((3, bins))
+    curvature_rows = design.x.shape[1] if curvature_weight > 0 else 0
+    histogram = np.zeros((3 + curvature_rows, bins))
     np.add.at(histogram, (design.y, which), 1.0)
     np.add.at(histogram, (np.full(len(which), 2), which), prediction_weight * p)
     weighted = design.x * (p * (1 - p))[:, None]
+    if curvature_rows:
+        curvature = np.zeros((bins, curvature_rows))
+        np.add.at(curvature, which, curvature_weight * weighted)
+        histogram[3:] = curvature.T
     fisher: np.ndarray = weighted.T @ design.x
     return histogram, fisher
+
+
+def newton_fit_in_process(design: Design, model: ModelPlan, noisy: bool = True) -> NewtonSolver:
+    """The Newton rounds one node and the ServerApp run, in one process, for tests and benchmarks: each release
+    with the plan's noise (OpenDP's), or — ``noisy=False``, a reference the federation never runs — without any.
+    The solver holds the estimate (:meth:`NewtonSolver.estimate`) and its covariances."""
+    def release(values: np.ndarray, scale: float) -> np.ndarray:
+        return gaussian_release(values, scale) if noisy else values
+
+    solver = NewtonSolver((len(model.classes) - 1, len(model.features)), model.noise_scale,
+                          model.hessian_noise_scale if noisy else 0.0, feature_columns(model.features))
+    params = np.zeros(solver.shape)
+    for round_ in range(1, model.rounds + 1):
+        gradient, hessian, trace = newton_statistics(design, params, model.clipping_norm,
+                                                     round_ in model.hessian_rounds)
+        if hessian is not None:
+            solver.update_curvature(release(upper_triangle(hessian), model.hessian_noise_scale), 1)
+        params = solver.step(params, release(gradient, model.noise_scale), 1,
+                             float(release(np.array([trace]), model.trace_noise_scale)[0]))
+    return solver

@@ -169,9 +169,10 @@ def test_evaluation_releases_noisy_histograms_and_fisher_once_after_training(
     params, _ = agent.train_round(spec, np.zeros((1, 2)), 1)
     # Execute
     histogram, fisher = agent.evaluate(spec, params)
-    # Assert: 2 x 50 bins that add up to about the rows; a 2 x 2 information matrix; once only; one charge
+    # Assert: 50 bins of counts per outcome (adding up to about the rows), of predicted probabilities and of
+    # p(1-p)·x per encoded feature (2); a 2 x 2 information matrix; once only; one charge
     rows = len(pd.read_parquet(agent.config.node.data).dropna(subset=["health_segment"]))
-    assert histogram.shape == (3, 50) and fisher.shape == (2, 2)
+    assert histogram.shape == (5, 50) and fisher.shape == (2, 2)
     assert abs(histogram[:2].sum() - rows) < 0.05 * rows
     with pytest.raises(StudyRefused, match="already released"):
         agent.evaluate(spec, params)
@@ -206,11 +207,12 @@ def test_a_newton_round_releases_noisy_gradients_each_round_and_curvature_only_i
     released = [agent.newton_round(spec, params, round_) for round_ in range(1, 7)]
     histogram, fisher = agent.evaluate(spec, params)
     # Assert: a gradient and a trace every round, the 6 entries of the 3x3 curvature in rounds 1 and 3 only;
-    # no Fisher information (Newton has its curvature); one charge; no round twice, none past the last
+    # histograms with a p(1-p)·x row per encoded feature; no Fisher information (Newton has its curvature);
+    # one charge; no round twice, none past the last
     assert [g.shape for g, _, _ in released] == [(1, 3)] * 6
     assert [h.shape for _, h, _ in released] == [(6,), (0,), (6,), (0,), (0,), (0,)]
     assert all(t.shape == (1,) and t[0] > 0 for _, _, t in released)
-    assert histogram.shape == (3, 50) and fisher.shape == (0, 0)
+    assert histogram.shape == (3 + 3, 50) and fisher.shape == (0, 0)
     assert len(agent.ledger.charges()) == 1
     for round_ in (3, 7):
         with pytest.raises(StudyRefused) as refused:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,8 @@ import pytest
 from federation.privacy import TablePlan, newton_hessian_rounds
 from federation.spec import TransitionSpec
 from federation.tasks import (
-    NewtonSolver, cell_counts, from_upper_triangle, newton_statistics, transition_rows, upper_triangle,
+    NewtonSolver, cell_counts, evaluation_statistics, from_upper_triangle, newton_statistics, transition_rows,
+    upper_triangle,
 )
 from federation.tasks.logreg import Design, _clipped_gradient_sum, predict_proba
 from schemas import ContractCatalog
@@ -164,6 +167,36 @@ def test_one_residents_curvature_and_trace_stay_within_the_planned_sensitivity(c
     # Assert
     assert worst_hessian <= plan.model.hessian_sensitivity
     assert worst_trace <= plan.model.trace_sensitivity
+
+
+def test_one_residents_evaluation_histograms_stay_within_the_planned_sensitivity() -> None:
+    # Prepare: the health-care contract (6 rows per resident) with evaluation; one resident whose 6 rows sit at the
+    # corners of the encoded box (the segment one-hot), all in one bin, at p = 1/2 where p(1-p)·x is largest
+    from federation.privacy import plan_study
+    from federation.spec import parse_spec
+    from schemas import ContractCatalog
+
+    spec = parse_spec({"study_id": "b", "task": "dp_logreg", "contract": "health_care", "datasets": ["a/health_care"],
+                       "privacy": {"epsilon": 1.0, "delta": 1e-6},
+                       "model": {"outcome": "service_status", "positive": ["intensive"], "evaluate": True,
+                                 "features": ["health_segment", "hospital_days", "specialist_visits"],
+                                 "categorical": ["health_segment"]}})
+    plan = plan_study(spec, ContractCatalog().get("health_care"))
+    assert plan.model is not None and plan.model.evaluation is not None
+    e = plan.model.evaluation
+    width = len(plan.model.features)
+    x = np.zeros((6, width))
+    x[:, 0] = 1.0                     # one segment level
+    x[:, -3:] = 1.0                   # both numbers at the top of their range, and the intercept
+    params = np.zeros((1, width))     # logit 0: p = 1/2, every row in one bin
+    design = Design(x=x, y=np.ones(6, dtype=np.int64), resident=np.zeros(6, dtype=np.int64), residents=1)
+    # Execute
+    histogram, _ = evaluation_statistics(design, params, e.bins, e.prediction_weight, e.curvature_weight)
+    # Assert: the curvature rows are there, and the whole release moves by no more than its planned sensitivity
+    # (tight: this resident reaches 6 x sqrt(1 + (0.5 x 1/2)^2 + 0.5^2))
+    assert histogram.shape == (3 + width, e.bins)
+    assert float(np.linalg.norm(histogram)) <= e.histogram_sensitivity
+    assert float(np.linalg.norm(histogram)) == pytest.approx(6 * math.sqrt(1 + 0.25 ** 2 + 0.5 ** 2))
 
 
 def test_newton_without_noise_reaches_the_maximum_likelihood_fit_in_a_few_rounds() -> None:
