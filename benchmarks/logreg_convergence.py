@@ -1,6 +1,6 @@
 """Rounds and wall time for the DP logistic regression to reach pooled accuracy: noisy Newton vs DP-GD.
 
-A census-like dataset (``tests/integration/_census.py``: ~49,000 people shaped like the UCI Adult extract, 13
+A census-like dataset (``schemas/synth/census.py``: ~49,000 people shaped like the UCI Adult extract, 13
 features, 87 encoded coefficients) under a team's own contract is split over 3 and 5 municipal silos. Each
 configuration is one study at ε = 1 per dataset on real Flower processes (TLS, SuperNode authentication, warm
 nodes; a first study per federation for validation and caches), and its model is scored on held-out rows.
@@ -31,7 +31,7 @@ from federation.privacy import plan_study
 from federation.spec import parse_spec
 from federation.tasks import encode
 from schemas import ContractCatalog
-from tests.integration._census import CONTRACT, FEATURES, OUTCOME, make_census, write_silos
+from schemas.synth.census import CONTRACT, FEATURES, OUTCOME, make_census, write_silos
 from tillit.local import LocalFederation, NodeSetup
 
 NAMES = ("espoo", "vantaa", "helsinki", "turku", "oulu")

@@ -24,7 +24,7 @@ from federation.spec import StudySpec
 from federation.tasks import encode
 from federation.templates import build_spec
 from schemas import ContractCatalog
-from tests.integration._census import CONTRACT, FEATURES, OUTCOME, make_census, write_silos
+from schemas.synth.census import CONTRACT, FEATURES, OUTCOME, make_census, write_silos
 from tests.integration._diffprivlib import diffprivlib_accuracy
 from tillit.local import LocalFederation, NodeSetup
 

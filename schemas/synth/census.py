@@ -1,4 +1,4 @@
-"""A census-like tabular dataset for judging the DP logistic regression against its peers.
+"""A census-like tabular dataset for judging the DP logistic regression against its peers (tests, benchmarks).
 
 No real tabular dataset of tens of thousands of people ships offline inside a package this environment has
 (scikit-learn's bundled ones have at most 1,797 rows; its ``fetch_*`` functions download). So this makes one
