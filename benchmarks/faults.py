@@ -1,11 +1,13 @@
-"""Fault injection: kill a node, the SuperLink or the coordinator at a random round of a running study.
+"""Fault injection: kill a node, the SuperLink or the coordinator, or restart the SuperLink, mid-study.
 
 Each run starts a coordinator, a TLS SuperLink and three SuperNodes as real processes, drafts, approves
 (charges) and launches a 30-round DP logistic regression through the coordinator, kills one process at a
 random round, and records how the study ended, how long after the kill, whether each dataset's charge was
 kept exactly once, and whether any process of the run is left afterwards. Expected: a killed node ends the
-study within the round deadline naming it; a killed SuperLink takes its ServerApp with it, so the coordinator's
-run deadline ends the study; a killed coordinator is restarted and releases the result, charging nothing twice.
+study within the round deadline naming it; a killed SuperLink takes its ServerApp with it, and the coordinator's
+probe of its Control API ends the study (``superlink_lost``); a SuperLink restarted on its port has lost the run,
+and the coordinator's listing of its runs ends the study (``run_lost``); a killed coordinator is restarted and
+releases the result, charging nothing twice.
 Run:  ``.venv/bin/python -m benchmarks.faults [--runs 20] [--seed 0]``
 """
 
@@ -36,6 +38,7 @@ DATASETS = ("espoo/health_care", "vantaa/health_care", "oulu/health_care")
 ROUND_SECONDS = 15.0
 RUN_DEADLINE = 90.0
 ROUNDS = 30
+FAULTS = ("node", "superlink", "coordinator", "superlink_restart")
 
 
 def _kill_tree(process: FlowerProcess) -> None:
@@ -102,6 +105,8 @@ def one_run(root: Path, data: Path, fault: str, round_: int) -> dict[str, Any]:
             _kill_tree(fed.node_process(DATASETS[1]))
         elif fault == "superlink":
             _kill_tree(fed.processes[0])
+        elif fault == "superlink_restart":
+            fed.restart_superlink()
         else:
             assert coordinator is not None
             _kill_tree(coordinator)
@@ -153,19 +158,19 @@ def main() -> None:
                                seed=args.seed))
         outcomes = []
         for run in range(args.runs):
-            fault = ("node", "superlink", "coordinator")[run % 3]
+            fault = FAULTS[run % len(FAULTS)]
             round_ = int(rng.integers(2, ROUNDS - 5))
             outcome = one_run(Path(tmp) / f"run-{run}", data, fault, round_)
             outcomes.append(outcome)
             print(json.dumps(outcome), flush=True)
     print(f"\n{args.runs} runs; round deadline {ROUND_SECONDS:.0f} s, run deadline {RUN_DEADLINE:.0f} s")
-    for fault in ("node", "superlink", "coordinator"):
+    for fault in FAULTS:
         found = [o for o in outcomes if o["fault"] == fault]
         if not found:
             continue
         ends = Counter(f"{o['status']}:{o['code']}" for o in found)
         seconds = [o["seconds_to_end"] for o in found]
-        print(f"  killed {fault:<11} {len(found):>2} runs: {dict(ends)}; ended {min(seconds):.0f}-{max(seconds):.0f} s "
+        print(f"  {fault:<17} {len(found):>2} runs: {dict(ends)}; ended {min(seconds):.0f}-{max(seconds):.0f} s "
               f"after the kill (median {statistics.median(seconds):.0f}); charges kept once: "
               f"{sum(o['charges_kept_once'] for o in found)}/{len(found)}; orphaned processes: "
               f"{sum(o['orphans'] for o in found)}")

@@ -21,12 +21,12 @@ from coordinator.lifecycle import StudyStatus, move
 from coordinator.models import LedgerEntry, Study
 from coordinator.principals import Identity
 from coordinator.studies import approved_spec, get_study, study_json
-from federation.launch import LaunchTarget, progress_path, read_json, result_path, submit_run
+from federation.launch import LaunchTarget, list_runs, progress_path, read_json, result_path, submit_run
 
 if TYPE_CHECKING:
     from coordinator.state import Coordinator
 
-__all__ = ["SuperLinkProbe", "Watcher", "launch", "launch_target", "recover_interrupted_launches", "results", "watch_once"]
+__all__ = ["RunCensus", "SuperLinkProbe", "SuperLinkRuns", "Watcher", "launch", "launch_target", "recover_interrupted_launches", "results", "watch_once"]
 
 
 def launch_target(coordinator: Coordinator) -> LaunchTarget:
@@ -111,10 +111,67 @@ class SuperLinkProbe:
         return self._down_since
 
 
+class SuperLinkRuns:
+    """The runs a SuperLink listed, with their Flower status, and when the listing was asked for;
+    ``finished_since``: for each finished run, the first listing that showed it finished."""
+
+    def __init__(self, asked_at: datetime.datetime, statuses: dict[int, str],
+                 finished_since: dict[int, datetime.datetime] | None = None) -> None:
+        self.asked_at, self.statuses = asked_at, statuses
+        self.finished_since = finished_since if finished_since is not None else {
+            run: asked_at for run, status in statuses.items() if status.startswith("finished")}
+
+
+#: a run Flower reports finished gets this long for its result file to appear (a shared results directory may
+#: show it late) before the study ends as ``run_ended``
+RESULT_GRACE_SECONDS = 10.0
+
+
+class RunCensus:
+    """The SuperLink's list of runs (``flwr ls`` through the Control API), asked for at most every ``every``
+    seconds and only while studies run.
+
+    The TCP probe (:class:`SuperLinkProbe`) cannot tell a SuperLink that was restarted on the same port: it
+    accepts connections, but with its state in memory the runs it held are gone, and so are their ServerApps.
+    The listing tells: a running study whose run the SuperLink does not list is lost. It also tells a run that
+    Flower reports finished (its ServerApp exited) without having written a result."""
+
+    def __init__(self, target: LaunchTarget, every: float = 15.0) -> None:
+        self.target, self.every = target, every
+        self._latest: SuperLinkRuns | None = None
+        self._checked: float | None = None
+
+    def runs(self, now: datetime.datetime) -> SuperLinkRuns | None:
+        """The latest listing (None: none yet, or the SuperLink did not answer — the probe covers that)."""
+        import time
+
+        from common.errors import ProcessFailed
+
+        if self._checked is None or time.monotonic() - self._checked >= self.every:
+            self._checked = time.monotonic()
+            try:
+                statuses = list_runs(self.target)
+            except ProcessFailed:
+                self._latest = None
+            else:
+                before = self._latest.finished_since if self._latest is not None else {}
+                self._latest = SuperLinkRuns(now, statuses, {
+                    run: before.get(run, now) for run, status in statuses.items() if status.startswith("finished")})
+        return self._latest
+
+
+def _running_studies(coordinator: Coordinator) -> bool:
+    with coordinator.db.transaction() as session:
+        return session.execute(select(Study.id).where(Study.status == StudyStatus.RUNNING).limit(1)).first() is not None
+
+
 def watch_once(coordinator: Coordinator, at: datetime.datetime | None = None,
-               superlink_down_since: datetime.datetime | None = None) -> int:
+               superlink_down_since: datetime.datetime | None = None,
+               superlink_runs: SuperLinkRuns | None = None) -> int:
     """Look at every running study once; returns how many finished (released, failed, or past the deadline).
-    ``superlink_down_since``: since when the SuperLink has refused connections (:class:`SuperLinkProbe`)."""
+    ``superlink_down_since``: since when the SuperLink has refused connections (:class:`SuperLinkProbe`);
+    ``superlink_runs``: the runs it listed (:class:`RunCensus`) — a listing asked for after a study started
+    that lacks its run, or reports it finished while no result is there, ends the study."""
     settings = coordinator.settings
     at = at or datetime.datetime.now(datetime.timezone.utc)
     with coordinator.db.transaction() as session:
@@ -142,6 +199,19 @@ def watch_once(coordinator: Coordinator, at: datetime.datetime | None = None,
                                                         f"connections for {(at - superlink_down_since).total_seconds():.0f} s "
                                                         "and its runs are gone with it; the charges made at "
                                                         "approval stay"}}
+            elif (result is None and superlink_runs is not None and superlink_runs.asked_at > launched
+                  and int(run_id) not in superlink_runs.statuses):
+                result = {"status": "failed", "error": {
+                    "code": "run_lost", "detail": f"the SuperLink at {settings.superlink} no longer lists run "
+                                                  f"{run_id} (it was restarted, and its runs are gone); the charges "
+                                                  "made at approval stay"}}
+            elif (result is None and superlink_runs is not None and superlink_runs.asked_at > launched
+                  and int(run_id) in superlink_runs.finished_since
+                  and (at - superlink_runs.finished_since[int(run_id)]).total_seconds() > RESULT_GRACE_SECONDS):
+                status = superlink_runs.statuses[int(run_id)]
+                result = {"status": "failed", "error": {
+                    "code": "run_ended", "detail": f"Flower reports run {run_id} {status}, and its ServerApp "
+                                                   "wrote no result; the charges made at approval stay"}}
             elif result is None and (at - seen).total_seconds() > settings.round_seconds + STALL_GRACE_SECONDS:
                 # every exchange of a live run ends within round_seconds and moves its progress on
                 result = {"status": "failed", "error": {
@@ -225,9 +295,13 @@ class Watcher:
 
         address = self.coordinator.settings.superlink
         probe = SuperLinkProbe(address) if address else None
+        census = RunCensus(launch_target(self.coordinator)) if address else None
         while not self._stop.wait(self.coordinator.settings.watch_seconds):
             try:
                 at = datetime.datetime.now(datetime.timezone.utc)
-                watch_once(self.coordinator, at, probe.down_since(at) if probe else None)
+                down_since = probe.down_since(at) if probe else None
+                runs = (census.runs(at) if census is not None and down_since is None
+                        and _running_studies(self.coordinator) else None)
+                watch_once(self.coordinator, at, down_since, runs)
             except Exception:  # noqa: BLE001 - keep watching; the error is logged for the operator
                 logging.getLogger("tillit.coordinator").exception("watching running studies failed")

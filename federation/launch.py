@@ -17,8 +17,8 @@ from common.errors import ProcessFailed
 from federation.processes import flower_env
 from federation.run_config import DEFAULT_POLL_SECONDS, RunConfig
 
-__all__ = ["APP_DIR", "CONNECTION", "LaunchTarget", "flwr", "progress_path", "read_json", "result_path",
-           "run_id_from_output", "submit_run", "write_connection"]
+__all__ = ["APP_DIR", "CONNECTION", "LaunchTarget", "flwr", "list_runs", "progress_path", "read_json",
+           "result_path", "run_id_from_output", "runs_from_output", "submit_run", "write_connection"]
 
 APP_DIR = Path(__file__).resolve().parent / "flower_app"
 #: the name of the SuperLink connection in ``$FLWR_HOME/config.toml``
@@ -80,6 +80,24 @@ def run_id_from_output(output: str) -> int:
     except (ValueError, json.JSONDecodeError):
         pass
     raise ProcessFailed(f"flwr run did not start a run: {output.strip()[-200:]!r}")
+
+
+def list_runs(target: LaunchTarget, timeout: float = 30) -> dict[int, str]:
+    """Every run the SuperLink knows, with its status (``running``, ``finished:completed``, ...), from
+    ``flwr ls --format json`` through the Control API."""
+    return runs_from_output(flwr(["ls", CONNECTION, "--format", "json"], target.env, target.workdir, timeout))
+
+
+def runs_from_output(output: str) -> dict[int, str]:
+    """Run statuses from ``flwr ls --format json``: ``{"success": true, "runs": [{"run-id", "status"}, ...]}``."""
+    try:
+        document = json.loads(output[output.index("{"):])
+        if document.get("success") is True and isinstance(document.get("runs"), list):
+            return {int(run["run-id"]): str(run["status"]) for run in document["runs"]}
+        reason = str(document.get("error-message", "no runs in the answer")).strip().splitlines()[-1:]
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+        reason = [output.strip()[-200:]]
+    raise ProcessFailed(f"flwr ls did not list the runs: {(reason or [''])[0][:200]!r}")
 
 
 def result_path(results_dir: Path, run_id: int) -> Path:

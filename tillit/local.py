@@ -74,6 +74,7 @@ class LocalFederation:
     superlink_database: bool = False
     processes: list[FlowerProcess] = field(default_factory=list)
     node_configs: dict[str, NodeConfig] = field(default_factory=dict)
+    _superlink_command: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.workdir = self.workdir.resolve()
@@ -118,6 +119,7 @@ class LocalFederation:
             ca = certs.ca_cert
             command += ["--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile", str(certs.server_cert),
                         "--ssl-keyfile", str(certs.server_key), "--enable-supernode-auth"]
+        self._superlink_command = command
         link = FlowerProcess.start("superlink", command, self.env, self.workdir / "logs" / "superlink.log", self.workdir)
         self.processes.append(link)
         wait_for_port(self.port, 60, link.process)
@@ -198,6 +200,16 @@ class LocalFederation:
         """Where and how to submit runs to this federation (also what a coordinator is given)."""
         return LaunchTarget(flwr_home=self.flwr_home, results_dir=self.results_dir, env=self.env,
                             workdir=self.workdir)
+
+    def restart_superlink(self) -> None:
+        """Stop the SuperLink by PID and start it again on the same port (fault-injection tests): with its state
+        in memory, the new one knows none of the old one's runs."""
+        old = self.processes[0]
+        old.stop()
+        link = FlowerProcess.start("superlink", self._superlink_command, self.env,
+                                   self.workdir / "logs" / "superlink-restarted.log", self.workdir)
+        self.processes[0] = link
+        wait_for_port(self.port, 60, link.process)
 
     def node_process(self, dataset: str) -> FlowerProcess:
         """The SuperNode process of one dataset (fault-injection tests and benchmarks stop it by PID)."""

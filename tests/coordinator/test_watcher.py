@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from coordinator.lifecycle import StudyStatus, move
 from coordinator.models import LedgerEntry, Study
-from coordinator.runner import watch_once
+from coordinator.runner import RESULT_GRACE_SECONDS, SuperLinkRuns, watch_once
 from tests.coordinator.conftest import World
 
 
@@ -94,6 +94,71 @@ def test_a_run_whose_superlink_refuses_connections_fails_after_the_grace_and_kee
     with world.coordinator.db.transaction() as session:
         charged = session.execute(select(LedgerEntry).where(LedgerEntry.study_id == "superlink-gone")).scalars().all()
     assert [e.dataset for e in charged] == ["espoo/health_care"]
+
+
+def _launched(world: World, study_id: str) -> dt.datetime:
+    with world.coordinator.db.transaction() as session:
+        study = session.get(Study, study_id)
+        assert study is not None and study.launched_at is not None
+        return dt.datetime.fromisoformat(study.launched_at)
+
+
+def test_a_run_the_superlink_no_longer_lists_fails_as_lost_and_keeps_its_charge(world: World) -> None:
+    # Prepare: a running study (run 424242); listings of the SuperLink's runs asked for before and after it started
+    _running(world, "restarted")
+    launched = _launched(world, "restarted")
+    listed = SuperLinkRuns(launched + dt.timedelta(seconds=2), {424242: "running", 7: "finished:completed"})
+    stale = SuperLinkRuns(launched - dt.timedelta(seconds=1), {7: "finished:completed"})
+    restarted = SuperLinkRuns(launched + dt.timedelta(seconds=20), {})
+    # Execute: a listing that holds the run, and one asked for before the study started, change nothing; a
+    # later one without it (a SuperLink restarted with its state in memory) ends the study
+    at = launched + dt.timedelta(seconds=21)
+    unchanged = watch_once(world.coordinator, at=at, superlink_runs=listed) + watch_once(
+        world.coordinator, at=at, superlink_runs=stale)
+    ended = watch_once(world.coordinator, at=at, superlink_runs=restarted)
+    # Assert: failed as run_lost at once — not 6 minutes later by the stall rule — with its charge kept
+    assert (unchanged, ended) == (0, 1)
+    answer = world.client.get("/v1/studies/restarted", headers=world.headers("analyst")).json()
+    assert answer["status"] == "failed" and answer["error"]["code"] == "run_lost"
+    assert "no longer lists run 424242" in answer["error"]["detail"]
+    with world.coordinator.db.transaction() as session:
+        charged = session.execute(select(LedgerEntry).where(LedgerEntry.study_id == "restarted")).scalars().all()
+    assert [e.dataset for e in charged] == ["espoo/health_care"]
+
+
+def test_a_run_flower_reports_finished_without_a_result_fails_after_a_grace_for_the_file(world: World) -> None:
+    # Prepare: a running study whose run Flower lists as finished:failed (its ServerApp exited) and no result file
+    _running(world, "serverapp-died")
+    launched = _launched(world, "serverapp-died")
+    finished = SuperLinkRuns(launched + dt.timedelta(seconds=5), {424242: "finished:failed"})
+    # Execute: a look within the grace for the result file changes nothing; one after it ends the study
+    within = watch_once(world.coordinator, at=finished.asked_at + dt.timedelta(seconds=RESULT_GRACE_SECONDS / 2),
+                        superlink_runs=finished)
+    after = watch_once(world.coordinator, at=finished.asked_at + dt.timedelta(seconds=RESULT_GRACE_SECONDS + 1),
+                       superlink_runs=finished)
+    # Assert
+    assert (within, after) == (0, 1)
+    answer = world.client.get("/v1/studies/serverapp-died", headers=world.headers("analyst")).json()
+    assert answer["status"] == "failed" and answer["error"]["code"] == "run_ended"
+    assert "finished:failed" in answer["error"]["detail"]
+
+
+def test_a_finished_run_with_its_result_is_released_from_the_result_not_ended(world: World) -> None:
+    # Prepare: Flower lists the run finished, and the ServerApp's result is there
+    from federation.launch import result_path
+
+    _running(world, "done")
+    launched = _launched(world, "done")
+    path = result_path(world.coordinator.settings.run_results_dir, 424242)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"status": "failed", "error": {"code": "refused", "detail": "a node refused"}}))
+    finished = SuperLinkRuns(launched + dt.timedelta(seconds=5), {424242: "finished:completed"})
+    # Execute
+    ended = watch_once(world.coordinator, at=launched + dt.timedelta(seconds=60), superlink_runs=finished)
+    # Assert: the result file decides, as without a listing
+    assert ended == 1
+    answer = world.client.get("/v1/studies/done", headers=world.headers("analyst")).json()
+    assert answer["error"]["code"] == "refused"
 
 
 def test_the_probe_says_since_when_the_superlink_refuses_connections() -> None:

@@ -109,3 +109,28 @@ def test_under_a_quorum_the_study_goes_on_without_the_lost_node_and_says_so(
     assert result["dropped"][0]["phase"] == "round 4"
     assert set(result["outputs"]["noisy_residents"]) == set(DATASETS) - {VICTIM}
     assert result["privacy"]["per_dataset"].keys() == set(DATASETS)
+
+
+def test_a_superlink_restarted_on_its_port_no_longer_lists_the_run_and_the_census_sees_it(
+        federation: tuple[LocalFederation, Path]) -> None:
+    # Prepare: a long study submitted as the coordinator submits it; the census as the watcher asks it
+    import datetime as dt
+
+    from coordinator.runner import RunCensus
+    from federation.launch import submit_run
+    from federation.signing import sign_spec
+    from federation.spec import load_spec
+
+    fed, root = federation
+    assert fed.signer is not None
+    signed = root / "restart-signed.json"
+    signed.write_text(sign_spec(load_spec(_spec(root, "restart")), fed.signer).model_dump_json())
+    census = RunCensus(fed.launch_target, every=0.0)
+    run_id = submit_run(fed.launch_target, signed, fed.poll_seconds, round_seconds=ROUND_SECONDS)
+    before = census.runs(dt.datetime.now(dt.timezone.utc))
+    # Execute: the SuperLink stopped by PID and started again on the same port, its state in memory
+    fed.restart_superlink()
+    after = census.runs(dt.datetime.now(dt.timezone.utc))
+    # Assert: the SuperLink listed the run before; the new one answers on the same port without it
+    assert before is not None and before.statuses.get(run_id) in {"pending", "starting", "running"}, before.statuses
+    assert after is not None and run_id not in after.statuses, after.statuses

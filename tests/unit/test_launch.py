@@ -8,7 +8,7 @@ import pytest
 from flwr.common.config import parse_config_args
 
 from common.errors import ProcessFailed, UsageError
-from federation.launch import run_id_from_output
+from federation.launch import run_id_from_output, runs_from_output
 from federation.run_config import RunConfig
 
 
@@ -21,6 +21,21 @@ def test_the_run_id_is_read_from_flwr_runs_json() -> None:
 def test_no_run_is_a_clear_error(output: str) -> None:
     with pytest.raises(ProcessFailed, match="did not start a run"):
         run_id_from_output(output)
+
+
+def test_run_statuses_are_read_from_flwr_ls_json() -> None:
+    output = ('{"success": true, "runs": [{"run-id": "12", "status": "running", "elapsed": 3.0},'
+              ' {"run-id": "9", "status": "finished:failed"}]}')
+    assert runs_from_output(output) == {12: "running", 9: "finished:failed"}
+
+
+@pytest.mark.parametrize("output", [
+    '{\n  "success": false,\n  "error-message": "Using SuperLink: tillit\\n\\n[code: 14] Connection refused."\n}',
+    '{"success": true}', "Error: connection refused", ""])
+def test_runs_that_cannot_be_listed_are_one_clear_line(output: str) -> None:
+    with pytest.raises(ProcessFailed, match="did not list the runs") as error:
+        runs_from_output(output)
+    assert "\n" not in str(error.value)
 
 
 def test_the_run_config_survives_flowers_own_parser(tmp_path: Path) -> None:
