@@ -441,7 +441,30 @@ def cross_sector_section(outputs: dict[str, Any], privacy: dict[str, Any],
         holder = {str(r["factor"]): str(r.get("dataset", "")) for r in factors}
         parts.append(_adjusted_table(adjusted, holder))
         tables["adjusted.csv"] = _adjusted_csv(adjusted, holder)
+    utility = outputs.get("privacy_utility")
+    if utility:
+        parts.append(_utility_table(utility, privacy))
     return "".join(parts), tables
+
+
+def _kept(found: dict[str, Any] | None) -> str:
+    if not found:
+        return "—"
+    return f"{float(found['mean']):.1f} [{int(found['min'])}–{int(found['max'])}]"
+
+
+def _utility_table(utility: dict[str, Any], privacy: dict[str, Any]) -> str:
+    """How the rankings would hold at other ε per dataset: the trade-off an officer weighs for the next study."""
+    this = privacy.get("epsilon")
+    body = "".join(
+        f"<tr><td class='num'>{float(r['epsilon']):g}{' (this study)' if this is not None and math.isclose(float(r['epsilon']), float(this), rel_tol=1e-3) else ''}</td>"
+        f"<td class='num'>{_sd(float(r['noise_sd_exposed_cases']))}</td><td class='num'>{_kept(r['factors_kept'])}</td>"
+        f"<td class='num'>{_kept(r.get('adjusted_kept'))}</td></tr>" for r in utility.get("rows", []))
+    return ("<h3>Privacy against utility</h3><p>How much of its top ranks a study at each ε per dataset would keep, "
+            f"out of {int(utility.get('draws', 0))} simulated releases (mean [least–most]): "
+            f"{html.escape(str(utility.get('method', '')))}</p><table class='factors'><tr><th>ε per dataset</th>"
+            "<th>noise sd of an exposed-case count</th><th>top-10 factors one at a time, kept</th>"
+            f"<th>top {int(utility.get('adjusted_top', 5))} of the adjusted model, kept</th></tr>{body}</table>")
 
 
 def _adjusted_table(adjusted: dict[str, Any], holder: dict[str, str]) -> str:

@@ -80,7 +80,7 @@ def main(grid: Grid, context: Context) -> None:
     try:
         nodes = _prepare(link, spec, config.wait_seconds)
         if spec.task == "cross_sector_counts":
-            outputs, rounds = _run_cross_sector(link, spec, plan, nodes)
+            outputs, rounds = _run_cross_sector(link, spec, plan, nodes, catalog)
         elif spec.task == "dp_table":
             outputs, rounds = _run_table(link, spec, plan, nodes)
         else:
@@ -209,9 +209,9 @@ def _bytes(message: Message) -> int:
     return 0 if message.has_error() else message_bytes(message.content)
 
 
-def _run_cross_sector(link: _Link, spec: StudySpec, plan: StudyPlan,
-                      nodes: dict[str, int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from federation.vertical.results import choose_pairs, cross_sector_outputs
+def _run_cross_sector(link: _Link, spec: StudySpec, plan: StudyPlan, nodes: dict[str, int],
+                      catalog: ContractCatalog) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from federation.vertical.results import STABILITY_EPSILONS, choose_pairs, cross_sector_outputs, noise_scale_at
     from federation.vertical.run import run_cross_sector
 
     cross, cross_plan = spec.cross_sector, plan.cross_sector
@@ -219,7 +219,8 @@ def _run_cross_sector(link: _Link, spec: StudySpec, plan: StudyPlan,
     relay = _FlowerRelay(link, spec, nodes)
     released = run_cross_sector(cross, cross_plan, link.announcements, relay,
                                 lambda found: choose_pairs(cross, cross_plan, found), link.progress)
-    return cross_sector_outputs(cross, cross_plan, released), relay.rounds
+    noise_at = {epsilon: noise_scale_at(spec, cross_plan, catalog, epsilon) for epsilon in STABILITY_EPSILONS}
+    return cross_sector_outputs(cross, cross_plan, released, noise_at), relay.rounds
 
 
 class _FlowerRelay:

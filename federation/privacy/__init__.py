@@ -21,7 +21,7 @@ from federation.privacy._cross_sector import CrossSectorNoise, CrossSectorPlan
 from federation.privacy._noise import gaussian_release, integer_noise
 from federation.privacy.budget import Balance, amount_json, make_cap
 from federation.privacy._calibration import (
-    EVALUATION_BINS, NEWTON_HESSIAN_SHARE, NEWTON_TRACE_SHARE, EvaluationPlan, ModelPlan, StudyPlan, TablePlan, column_domain, feature_names,
+    EVALUATION_BINS, NEWTON_HESSIAN_SHARE, NEWTON_TRACE_SHARE, ContractSource, EvaluationPlan, ModelPlan, StudyPlan, TablePlan, column_domain, feature_names,
     model_classes, newton_hessian_rounds, plan_study, row_norm_squared, study_epsilon,
 )
 
@@ -30,6 +30,7 @@ __all__ = [
     "NEWTON_HESSIAN_SHARE",
     "NEWTON_TRACE_SHARE",
     "Balance",
+    "ContractSource",
     "CrossSectorNoise",
     "CrossSectorPlan",
     "RHO_UNITS_PER_RHO",

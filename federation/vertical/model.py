@@ -40,20 +40,23 @@ class Statistics:
 
     def __init__(self, factors: list[str], values: np.ndarray, sds: np.ndarray, index: dict[tuple[str, ...], int]):
         self.factors, self.values, self.sds, self.index = factors, values, sds, index
+        # where each entry of XᵀX and Xᵀy is among the released counts (the fit runs once per count for its
+        # Jacobian, so the layout is worked out once)
+        k = len(factors)
+        self._xtx = np.zeros((k + 1, k + 1), dtype=np.int64)
+        self._xty = np.zeros(k + 1, dtype=np.int64)
+        self._xtx[0, 0], self._xty[0] = index[("n",)], index[("cases",)]
+        for j, f in enumerate(factors, start=1):
+            self._xtx[0, j] = self._xtx[j, 0] = self._xtx[j, j] = index[("exposed", f)]
+            self._xty[j] = index[("exposed_cases", f)]
+        for i, a in enumerate(factors, start=1):
+            for j, b in enumerate(factors, start=1):
+                if i < j:
+                    self._xtx[i, j] = self._xtx[j, i] = index[("both", *sorted((a, b)))]
 
     def matrices(self, values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         v = self.values if values is None else values
-        k = len(self.factors)
-        xtx, xty = np.zeros((k + 1, k + 1)), np.zeros(k + 1)
-        xtx[0, 0], xty[0] = v[self.index[("n",)]], v[self.index[("cases",)]]
-        for j, f in enumerate(self.factors, start=1):
-            xtx[0, j] = xtx[j, 0] = xtx[j, j] = v[self.index[("exposed", f)]]
-            xty[j] = v[self.index[("exposed_cases", f)]]
-        for i, a in enumerate(self.factors, start=1):
-            for j, b in enumerate(self.factors, start=1):
-                if i < j:
-                    xtx[i, j] = xtx[j, i] = v[self.index[("both", *sorted((a, b)))]]
-        return xtx, xty
+        return v[self._xtx], v[self._xty]
 
 
 def statistics_from(released: Any, factors: list[str]) -> Statistics | None:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from federation.privacy import CrossSectorPlan
-from federation.spec import CrossSectorSpec
+from federation.privacy import ContractSource, CrossSectorPlan
+from federation.spec import CrossSectorSpec, StudySpec
 from federation.vertical.analysis import Noisy, factor_table, pair_kind, pair_table, rank_factors, rank_pairs, screen_pairs
 from federation.vertical.run import Released
 
-__all__ = ["choose_pairs", "cross_sector_outputs", "factor_tables"]
+__all__ = ["STABILITY_EPSILONS", "choose_pairs", "cross_sector_outputs", "factor_tables", "noise_scale_at",
+           "ranking_stability"]
+
+#: the ε per dataset at which the report shows how stable the rankings would be
+STABILITY_EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0)
+#: simulated releases per ε in that table
+STABILITY_DRAWS = 20
+#: the adjusted model ranks only the screened factors (15): its top 5 is the comparison that means something
+ADJUSTED_TOP = 5
 
 RANKING = ("factors are ranked by |z| = |log odds ratio| / its standard error, the error including both the "
            "sampling variation and the differential-privacy noise: a rare factor whose odds ratio the noise makes "
@@ -32,7 +40,10 @@ def choose_pairs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Releas
     return screen_pairs(ranking, listed, cross.pairs.screen_top, plan.max_pairs, plan.holder)
 
 
-def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> dict[str, Any]:
+def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released,
+                         noise_at: dict[float, float] | None = None) -> dict[str, Any]:
+    """The study's outputs; ``noise_at``: for other ε per dataset, the noise there over this study's noise (the
+    plan's scales all move together), for the privacy/utility table (:func:`ranking_stability`)."""
     if plan.states:
         return _transition_outputs(cross, plan, released)
     tables = factor_tables(released)
@@ -51,6 +62,7 @@ def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released
     return {
         "kind": "cross_sector_counts",
         "adjusted_model": adjusted,
+        **({"privacy_utility": ranking_stability(cross, released, noise_at)} if noise_at else {}),
         "cohort": {"dataset": cross.cohort.dataset, "ages": [cross.cohort.min_age, cross.cohort.max_age],
                    "reference_date": cross.cohort.reference_date.isoformat(), "size": released.cohort_size[0],
                    "size_noise_sd": released.cohort_size[1]},
@@ -71,18 +83,117 @@ def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released
     }
 
 
-def _adjusted(cross: CrossSectorSpec, ranked: list[dict[str, Any]], released: Released) -> dict[str, Any] | None:
-    """The screened factors adjusted for each other (:mod:`federation.vertical.model`): the largest top set of
-    the ranking whose every pair was released (all of the screen's, unless listed pairs took the cap)."""
-    from federation.vertical.model import adjusted_model, statistics_from
+def _screened(cross: CrossSectorSpec, ranked: list[dict[str, Any]], released: Released) -> list[str]:
+    """The largest top set of the ranking whose every pair was released (all of the screen's, unless listed
+    pairs took the cap); empty if not even the top two."""
+    from federation.vertical.model import statistics_from
 
     order = [str(row["factor"]) for row in ranked]
     for size in range(cross.pairs.screen_top, 1, -1):
-        stats = statistics_from(released, order[:size])
-        if stats is not None:
-            return {**adjusted_model(stats), "screen": f"the {size} factors ranked strongest in stage 1, every pair "
-                                                       "among them released"}
-    return None
+        if statistics_from(released, order[:size]) is not None:
+            return order[:size]
+    return []
+
+
+def _adjusted(cross: CrossSectorSpec, ranked: list[dict[str, Any]], released: Released) -> dict[str, Any] | None:
+    """The screened factors adjusted for each other (:mod:`federation.vertical.model`)."""
+    from federation.vertical.model import adjusted_model, statistics_from
+
+    screened = _screened(cross, ranked, released)
+    stats = statistics_from(released, screened) if screened else None
+    if stats is None:
+        return None
+    return {**adjusted_model(stats), "screen": f"the {len(screened)} factors ranked strongest in stage 1, every pair "
+                                               "among them released"}
+
+
+def noise_scale_at(spec: StudySpec, plan: CrossSectorPlan, contracts: ContractSource, epsilon: float) -> float:
+    """The noise of the same study at ``epsilon`` per dataset over its own: the plan recomputed at that ε (every
+    noise scale of a count study moves by the same factor; checked)."""
+    from federation.privacy import plan_study
+
+    other = plan_study(spec.model_copy(update={"privacy": spec.privacy.model_copy(update={"epsilon": epsilon})}),
+                       contracts).cross_sector
+    assert other is not None
+    ratios = [other.noise.cohort / plan.noise.cohort, other.noise.outcome_stage1 / plan.noise.outcome_stage1,
+              other.noise.outcome_stage2 / plan.noise.outcome_stage2, other.noise.factor_stage2 / plan.noise.factor_stage2,
+              *(other.noise.factor_stage1[d] / plan.noise.factor_stage1[d] for d in plan.noise.factor_stage1)]
+    if max(ratios) - min(ratios) > 1e-6 * max(ratios):
+        raise ValueError(f"the noise scales do not move together between ε {spec.privacy.epsilon} and {epsilon}")
+    return ratios[0]
+
+
+def _counts(released: Released) -> list[tuple[str, Any]]:
+    """Every released count of a count study, as (field, key); the cohort size and the cases under ``single``."""
+    return ([("single", "n"), ("single", "cases")]
+            + [(name, key) for name in ("exposed", "exposed_cases", "both", "both_cases")
+               for key in getattr(released, name)])
+
+
+def _with_noise(released: Released, scale: float | None, normals: Any = None) -> Released:
+    """A release drawn around ``released``: each count plus ``scale`` times its noise sd times its standard normal
+    in ``normals`` (in :func:`_counts` order), sds scaled alike; with ``scale`` None, the counts taken as exact."""
+    from dataclasses import replace
+
+    found: dict[str, dict[Any, tuple[float, float]]] = {
+        "single": {"n": released.cohort_size, "cases": released.cases}, "exposed": dict(released.exposed),
+        "exposed_cases": dict(released.exposed_cases), "both": dict(released.both),
+        "both_cases": dict(released.both_cases)}
+    for i, (name, key) in enumerate(_counts(released)):
+        value, sd = found[name][key]
+        found[name][key] = (value, 0.0) if scale is None else (value + scale * sd * float(normals[i]), scale * sd)
+    return replace(released, cohort_size=found["single"]["n"], cases=found["single"]["cases"],
+                   exposed=found["exposed"], exposed_cases=found["exposed_cases"], both=found["both"],
+                   both_cases=found["both_cases"])
+
+
+def ranking_stability(cross: CrossSectorSpec, released: Released, noise_at: dict[float, float],
+                      draws: int = STABILITY_DRAWS) -> dict[str, Any]:
+    """The privacy/utility table of a study without a known truth: for each ε per dataset, how many of the top 10
+    a study at that ε would keep, simulated by taking this study's released counts as the exact ones and drawing
+    ``draws`` releases around them with that ε's noise (post-processing: no privacy cost). Two rankings: the
+    factors one at a time (|z|, top 10 of all), and the adjusted model over this study's screened factors (top
+    :data:`ADJUSTED_TOP` of them)."""
+    import statistics
+
+    from federation.vertical.model import adjusted_model, statistics_from
+
+    screened = _screened(cross, rank_factors(factor_tables(released), len(released.exposed)), released)
+
+    def tops(found: Released) -> tuple[list[str], list[str]]:
+        ranked = rank_factors(factor_tables(found), len(found.exposed))
+        stats = statistics_from(found, screened) if screened else None
+        return ([str(r["factor"]) for r in ranked[:10]],
+                [str(r["factor"]) for r in adjusted_model(stats)["factors"][:ADJUSTED_TOP]] if stats is not None else [])
+
+    import numpy as np
+
+    from federation.privacy import gaussian_release
+
+    exact_factors, exact_adjusted = tops(_with_noise(released, None))
+    counts = len(_counts(released))
+    # standard normals from OpenDP, the same ones scaled for every ε (common random numbers: the rows differ
+    # by the noise level, not by the luck of the draw; a simulation, not a release)
+    normals = gaussian_release(np.zeros(draws * counts), 1.0).reshape(draws, counts)
+    rows = []
+    for epsilon, scale in sorted(noise_at.items()):
+        kept_factors, kept_adjusted = [], []
+        for draw in range(draws):
+            factors, adjusted = tops(_with_noise(released, scale, normals[draw]))
+            kept_factors.append(len(set(factors) & set(exact_factors)))
+            if exact_adjusted and adjusted:
+                kept_adjusted.append(len(set(adjusted) & set(exact_adjusted)))
+        sd = max(sd for _, sd in released.exposed_cases.values()) * scale if released.exposed_cases else 0.0
+        rows.append({"epsilon": epsilon, "noise_sd_exposed_cases": sd,
+                     "factors_kept": {"mean": statistics.mean(kept_factors), "min": min(kept_factors),
+                                      "max": max(kept_factors)},
+                     "adjusted_kept": ({"mean": statistics.mean(kept_adjusted), "min": min(kept_adjusted),
+                                        "max": max(kept_adjusted)} if kept_adjusted else None)})
+    return {"rows": rows, "draws": draws, "adjusted_top": ADJUSTED_TOP,
+            "method": "this study's released counts taken as the exact ones; releases drawn around them with each "
+                      "ε's noise (OpenDP); how many of the top 10 without that noise the factors one at a time keep, "
+                      f"and of the top {ADJUSTED_TOP} the adjusted model over this study's screened factors. Post-processing of the release: no "
+                      "privacy cost. It describes a town like the released one, not a known truth."}
 
 
 def _transition_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import pytest
 from coordinator.reports import render_report, write_report
 from federation.privacy import epsilon, plan_study
 from federation.templates import build_spec
-from federation.vertical.results import choose_pairs, cross_sector_outputs
+from federation.vertical.results import STABILITY_EPSILONS, choose_pairs, cross_sector_outputs, noise_scale_at
 from federation.vertical.run import Released
 from schemas import ContractCatalog
 
@@ -63,8 +63,10 @@ def _make_result(children: int, seed: int, noise_factor: float = 1.0) -> dict[st
         both = children * prevalence[a] * prevalence[b]
         released.both[(a, b)] = noisy(both, noise.factor_stage2 if holder[a] == holder[b] else across)
         released.both_cases[(a, b)] = noisy(both * 2 * BASE_RISK, across)
+    noise_at = {e: noise_scale_at(spec, cross, catalog, e) for e in STABILITY_EPSILONS}
     return {"study_id": "rf-report", "status": "completed", "datasets": list(spec.datasets),
-            "privacy": plan.privacy_json(), "outputs": cross_sector_outputs(spec.cross_sector, cross, released)}
+            "privacy": plan.privacy_json(),
+            "outputs": cross_sector_outputs(spec.cross_sector, cross, released, noise_at)}
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +257,35 @@ def test_privacy_spent_and_the_mechanism_table_read_well_for_this_result(sample:
     assert f"<li>espoo/education: {sample['privacy']['noise_scales']['exposed']['espoo/education']:.4g}</li>" in mechanism
     counts = sample["privacy"]["counts_per_resident"]["espoo/population_register"]
     assert f"<tr><th>counts_per_resident</th><td><ul class='facts'><li>espoo/population_register: {counts}</li>" in mechanism
+
+
+def test_the_privacy_utility_table_keeps_more_of_the_top_10_as_epsilon_grows(large: dict[str, Any]) -> None:
+    # Prepare: the large cohort's result, with the table the ServerApp adds
+    utility = large["outputs"]["privacy_utility"]
+    rows = {r["epsilon"]: r for r in utility["rows"]}
+    # Execute
+    page, _ = render_report(large, "Risk factors")
+    # Assert: one row per ε, less noise at more ε, and more of the top 10 kept (the cohort's 14 strong factors
+    # stand out at ε = 8, less so at 0.5); the report shows the table and marks this study's row
+    assert sorted(rows) == list(STABILITY_EPSILONS)
+    assert rows[8.0]["factors_kept"]["mean"] >= rows[0.5]["factors_kept"]["mean"] + 2
+    assert rows[8.0]["factors_kept"]["mean"] >= 7
+    assert rows[2.0]["noise_sd_exposed_cases"] < rows[1.0]["noise_sd_exposed_cases"] < rows[0.5]["noise_sd_exposed_cases"]
+    assert rows[8.0]["adjusted_kept"]["mean"] >= rows[0.5]["adjusted_kept"]["mean"] + 1
+    assert "Privacy against utility" in page and "1 (this study)" in page
+
+
+def test_the_noise_at_another_epsilon_is_the_plan_recomputed_there() -> None:
+    # Prepare
+    catalog = ContractCatalog()
+    spec = build_spec("child_welfare_risk_factors", "rf", "2024", {"municipality": "espoo", "epsilon": 1.0}, catalog)
+    plan = plan_study(spec, catalog).cross_sector
+    other = plan_study(build_spec("child_welfare_risk_factors", "rf", "2024",
+                                  {"municipality": "espoo", "epsilon": 2.0}, catalog), catalog).cross_sector
+    assert plan is not None and other is not None
+    # Execute
+    same, double = noise_scale_at(spec, plan, catalog, 1.0), noise_scale_at(spec, plan, catalog, 2.0)
+    # Assert: its own ε changes nothing; at ε = 2 every count's noise is the ε = 2 plan's
+    assert same == pytest.approx(1.0)
+    assert double * plan.noise.outcome_stage1 == pytest.approx(other.noise.outcome_stage1)
+    assert double * plan.noise.factor_stage2 == pytest.approx(other.noise.factor_stage2)
