@@ -455,6 +455,8 @@ def _kept(found: dict[str, Any] | None) -> str:
 
 def _utility_table(utility: dict[str, Any], privacy: dict[str, Any]) -> str:
     """How the rankings would hold at other ε per dataset: the trade-off an officer weighs for the next study."""
+    if "unavailable" in utility:
+        return f"<h3>Privacy against utility</h3><p>{html.escape(str(utility['unavailable']))}</p>"
     this = privacy.get("epsilon")
     body = "".join(
         f"<tr><td class='num'>{float(r['epsilon']):g}{' (this study)' if this is not None and math.isclose(float(r['epsilon']), float(this), rel_tol=1e-3) else ''}</td>"

@@ -219,7 +219,12 @@ def _run_cross_sector(link: _Link, spec: StudySpec, plan: StudyPlan, nodes: dict
     relay = _FlowerRelay(link, spec, nodes)
     released = run_cross_sector(cross, cross_plan, link.announcements, relay,
                                 lambda found: choose_pairs(cross, cross_plan, found), link.progress)
-    noise_at = {epsilon: noise_scale_at(spec, cross_plan, catalog, epsilon) for epsilon in STABILITY_EPSILONS}
+    noise_at: dict[float, float] = {}
+    for epsilon in STABILITY_EPSILONS:   # other ε this study could not be planned at are left out of the table
+        try:
+            noise_at[epsilon] = noise_scale_at(spec, cross_plan, catalog, epsilon)
+        except (TillitError, ValueError):
+            continue
     return cross_sector_outputs(cross, cross_plan, released, noise_at), relay.rounds
 
 

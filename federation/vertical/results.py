@@ -62,7 +62,7 @@ def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released
     return {
         "kind": "cross_sector_counts",
         "adjusted_model": adjusted,
-        **({"privacy_utility": ranking_stability(cross, released, noise_at)} if noise_at else {}),
+        **({"privacy_utility": _stability_or_why_not(cross, released, noise_at)} if noise_at else {}),
         "cohort": {"dataset": cross.cohort.dataset, "ages": [cross.cohort.min_age, cross.cohort.max_age],
                    "reference_date": cross.cohort.reference_date.isoformat(), "size": released.cohort_size[0],
                    "size_noise_sd": released.cohort_size[1]},
@@ -194,6 +194,17 @@ def ranking_stability(cross: CrossSectorSpec, released: Released, noise_at: dict
                       "ε's noise (OpenDP); how many of the top 10 without that noise the factors one at a time keep, "
                       f"and of the top {ADJUSTED_TOP} the adjusted model over this study's screened factors. Post-processing of the release: no "
                       "privacy cost. It describes a town like the released one, not a known truth."}
+
+
+def _stability_or_why_not(cross: CrossSectorSpec, released: Released, noise_at: dict[float, float]) -> dict[str, Any]:
+    """The privacy/utility table, or why it is missing: it is post-processing after every release was made, so
+    a failure here must not cost the study its result."""
+    import numpy as np
+
+    try:
+        return ranking_stability(cross, released, noise_at)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+        return {"unavailable": f"the privacy/utility table could not be simulated ({type(error).__name__}: {error})"}
 
 
 def _transition_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> dict[str, Any]:

@@ -289,3 +289,22 @@ def test_the_noise_at_another_epsilon_is_the_plan_recomputed_there() -> None:
     assert same == pytest.approx(1.0)
     assert double * plan.noise.outcome_stage1 == pytest.approx(other.noise.outcome_stage1)
     assert double * plan.noise.factor_stage2 == pytest.approx(other.noise.factor_stage2)
+
+
+def test_a_privacy_utility_table_that_cannot_be_simulated_costs_the_study_nothing_but_the_table(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: the table's simulation fails (a stand-in for any numerical failure after every release was made)
+    import federation.vertical.results as results
+
+    def fails(*_: object, **__: object) -> dict[str, Any]:
+        raise np.linalg.LinAlgError("singular matrix")
+
+    monkeypatch.setattr(results, "ranking_stability", fails)
+    # Execute
+    result = _make_result(SMALL_COHORT, seed=9)
+    page, _ = render_report(result, "Risk factors")
+    # Assert: every other output is there; the table says why it is missing
+    outputs = result["outputs"]
+    assert outputs["ranking"] and outputs["adjusted_model"] is not None
+    assert "LinAlgError: singular matrix" in outputs["privacy_utility"]["unavailable"]
+    assert "could not be simulated" in page
