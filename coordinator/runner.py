@@ -74,6 +74,23 @@ def recover_interrupted_launches(coordinator: Coordinator) -> None:
             move(session, coordinator.signer, study, StudyStatus.APPROVED, "coordinator", "study.launch_interrupted")
 
 
+class _Every:
+    """True at most once every ``seconds`` (monotonic clock): how often the watcher may ask the SuperLink."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        import time
+
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
+
+
 class SuperLinkProbe:
     """Whether the SuperLink accepts TCP connections on its Control API, and since when it has not.
 
@@ -85,8 +102,8 @@ class SuperLinkProbe:
     def __init__(self, address: str, every: float = 2.0, timeout: float = 2.0) -> None:
         host, _, port = address.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
-        self.every, self.timeout = every, timeout
-        self._checked: float | None = None
+        self.timeout = timeout
+        self._every = _Every(every)
         self._down_since: datetime.datetime | None = None
 
     def reachable(self) -> bool:
@@ -100,10 +117,7 @@ class SuperLinkProbe:
 
     def down_since(self, now: datetime.datetime) -> datetime.datetime | None:
         """When the SuperLink started refusing connections (None: it accepts them)."""
-        import time
-
-        if self._checked is None or time.monotonic() - self._checked >= self.every:
-            self._checked = time.monotonic()
+        if self._every.due():
             if self.reachable():
                 self._down_since = None
             elif self._down_since is None:
@@ -137,18 +151,15 @@ class RunCensus:
     Flower reports finished (its ServerApp exited) without having written a result."""
 
     def __init__(self, target: LaunchTarget, every: float = 15.0) -> None:
-        self.target, self.every = target, every
+        self.target = target
+        self._every = _Every(every)
         self._latest: SuperLinkRuns | None = None
-        self._checked: float | None = None
 
     def runs(self, now: datetime.datetime) -> SuperLinkRuns | None:
         """The latest listing (None: none yet, or the SuperLink did not answer — the probe covers that)."""
-        import time
-
         from common.errors import ProcessFailed
 
-        if self._checked is None or time.monotonic() - self._checked >= self.every:
-            self._checked = time.monotonic()
+        if self._every.due():
             try:
                 statuses = list_runs(self.target)
             except ProcessFailed:

@@ -58,11 +58,11 @@ def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released
                            (Noisy(*released.exposed[b]), Noisy(*released.exposed_cases[b])),
                            Noisy(*both), Noisy(*released.both_cases[(a, b)]))
         pairs[(a, b)] = {**table, "kind": pair_kind(a, b, holder), "datasets": [holder[a], holder[b]]}
-    adjusted = _adjusted(cross, ranked, released)
+    screened = _screened(cross, ranked, released)
     return {
         "kind": "cross_sector_counts",
-        "adjusted_model": adjusted,
-        **({"privacy_utility": _stability_or_why_not(cross, released, noise_at)} if noise_at else {}),
+        "adjusted_model": _adjusted(screened, released),
+        **({"privacy_utility": _stability_or_why_not(screened, released, noise_at)} if noise_at else {}),
         "cohort": {"dataset": cross.cohort.dataset, "ages": [cross.cohort.min_age, cross.cohort.max_age],
                    "reference_date": cross.cohort.reference_date.isoformat(), "size": released.cohort_size[0],
                    "size_noise_sd": released.cohort_size[1]},
@@ -95,11 +95,10 @@ def _screened(cross: CrossSectorSpec, ranked: list[dict[str, Any]], released: Re
     return []
 
 
-def _adjusted(cross: CrossSectorSpec, ranked: list[dict[str, Any]], released: Released) -> dict[str, Any] | None:
+def _adjusted(screened: list[str], released: Released) -> dict[str, Any] | None:
     """The screened factors adjusted for each other (:mod:`federation.vertical.model`)."""
     from federation.vertical.model import adjusted_model, statistics_from
 
-    screened = _screened(cross, ranked, released)
     stats = statistics_from(released, screened) if screened else None
     if stats is None:
         return None
@@ -123,11 +122,11 @@ def noise_scale_at(spec: StudySpec, plan: CrossSectorPlan, contracts: ContractSo
     return ratios[0]
 
 
-def _counts(released: Released) -> list[tuple[str, Any]]:
-    """Every released count of a count study, as (field, key); the cohort size and the cases under ``single``."""
-    return ([("single", "n"), ("single", "cases")]
-            + [(name, key) for name in ("exposed", "exposed_cases", "both", "both_cases")
-               for key in getattr(released, name)])
+def _counts(released: Released) -> dict[str, dict[Any, tuple[float, float]]]:
+    """Every released count of a count study, (value, sd) by field and key; cohort size and cases as ``single``."""
+    return {"single": {"n": released.cohort_size, "cases": released.cases}, "exposed": dict(released.exposed),
+            "exposed_cases": dict(released.exposed_cases), "both": dict(released.both),
+            "both_cases": dict(released.both_cases)}
 
 
 def _with_noise(released: Released, scale: float | None, normals: Any = None) -> Released:
@@ -135,30 +134,30 @@ def _with_noise(released: Released, scale: float | None, normals: Any = None) ->
     in ``normals`` (in :func:`_counts` order), sds scaled alike; with ``scale`` None, the counts taken as exact."""
     from dataclasses import replace
 
-    found: dict[str, dict[Any, tuple[float, float]]] = {
-        "single": {"n": released.cohort_size, "cases": released.cases}, "exposed": dict(released.exposed),
-        "exposed_cases": dict(released.exposed_cases), "both": dict(released.both),
-        "both_cases": dict(released.both_cases)}
-    for i, (name, key) in enumerate(_counts(released)):
-        value, sd = found[name][key]
-        found[name][key] = (value, 0.0) if scale is None else (value + scale * sd * float(normals[i]), scale * sd)
+    found = _counts(released)
+    i = 0
+    for counts in found.values():
+        for key, (value, sd) in counts.items():
+            counts[key] = (value, 0.0) if scale is None else (value + scale * sd * float(normals[i]), scale * sd)
+            i += 1
     return replace(released, cohort_size=found["single"]["n"], cases=found["single"]["cases"],
                    exposed=found["exposed"], exposed_cases=found["exposed_cases"], both=found["both"],
                    both_cases=found["both_cases"])
 
 
-def ranking_stability(cross: CrossSectorSpec, released: Released, noise_at: dict[float, float],
+def ranking_stability(screened: list[str], released: Released, noise_at: dict[float, float],
                       draws: int = STABILITY_DRAWS) -> dict[str, Any]:
     """The privacy/utility table of a study without a known truth: for each ε per dataset, how many of the top 10
     a study at that ε would keep, simulated by taking this study's released counts as the exact ones and drawing
     ``draws`` releases around them with that ε's noise (post-processing: no privacy cost). Two rankings: the
-    factors one at a time (|z|, top 10 of all), and the adjusted model over this study's screened factors (top
-    :data:`ADJUSTED_TOP` of them)."""
+    factors one at a time (|z|, top 10 of all), and the adjusted model over this study's ``screened`` factors
+    (top :data:`ADJUSTED_TOP` of them)."""
     import statistics
 
-    from federation.vertical.model import adjusted_model, statistics_from
+    import numpy as np
 
-    screened = _screened(cross, rank_factors(factor_tables(released), len(released.exposed)), released)
+    from federation.privacy import gaussian_release
+    from federation.vertical.model import adjusted_model, statistics_from
 
     def tops(found: Released) -> tuple[list[str], list[str]]:
         ranked = rank_factors(factor_tables(found), len(found.exposed))
@@ -166,12 +165,8 @@ def ranking_stability(cross: CrossSectorSpec, released: Released, noise_at: dict
         return ([str(r["factor"]) for r in ranked[:10]],
                 [str(r["factor"]) for r in adjusted_model(stats)["factors"][:ADJUSTED_TOP]] if stats is not None else [])
 
-    import numpy as np
-
-    from federation.privacy import gaussian_release
-
     exact_factors, exact_adjusted = tops(_with_noise(released, None))
-    counts = len(_counts(released))
+    counts = sum(len(found) for found in _counts(released).values())
     # standard normals from OpenDP, the same ones scaled for every ε (common random numbers: the rows differ
     # by the noise level, not by the luck of the draw; a simulation, not a release)
     normals = gaussian_release(np.zeros(draws * counts), 1.0).reshape(draws, counts)
@@ -192,17 +187,18 @@ def ranking_stability(cross: CrossSectorSpec, released: Released, noise_at: dict
     return {"rows": rows, "draws": draws, "adjusted_top": ADJUSTED_TOP,
             "method": "this study's released counts taken as the exact ones; releases drawn around them with each "
                       "ε's noise (OpenDP); how many of the top 10 without that noise the factors one at a time keep, "
-                      f"and of the top {ADJUSTED_TOP} the adjusted model over this study's screened factors. Post-processing of the release: no "
-                      "privacy cost. It describes a town like the released one, not a known truth."}
+                      f"and of the top {ADJUSTED_TOP} the adjusted model over this study's screened factors. "
+                      "Post-processing of the release: no privacy cost. It describes a town like the released one, "
+                      "not a known truth."}
 
 
-def _stability_or_why_not(cross: CrossSectorSpec, released: Released, noise_at: dict[float, float]) -> dict[str, Any]:
+def _stability_or_why_not(screened: list[str], released: Released, noise_at: dict[float, float]) -> dict[str, Any]:
     """The privacy/utility table, or why it is missing: it is post-processing after every release was made, so
     a failure here must not cost the study its result."""
     import numpy as np
 
     try:
-        return ranking_stability(cross, released, noise_at)
+        return ranking_stability(screened, released, noise_at)
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
         return {"unavailable": f"the privacy/utility table could not be simulated ({type(error).__name__}: {error})"}
 
