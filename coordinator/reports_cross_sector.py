@@ -490,7 +490,39 @@ def _adjusted_table(adjusted: dict[str, Any], holder: dict[str, str]) -> str:
             f"<table class='factors'>{head}{''.join(body)}</table>"
             "<p class='note'>The odds ratios come from one Newton step of the logistic likelihood from the model with "
             "no factors; on the synthetic town they rank the factors as the exact fit does but overstate their size "
-            "(see the README). The risk differences are the exact least-squares fit of the same counts.</p>")
+            "(see the README). The risk differences are the exact least-squares fit of the same counts.</p>"
+            + _evaluation(adjusted.get("evaluation")))
+
+
+def _evaluation(found: dict[str, Any] | None) -> str:
+    """How well the adjusted model separates and predicts, worked out from the released counts alone."""
+    if not found:
+        return ""
+    if "unavailable" in found:
+        return f"<h4>How well the model predicts</h4><p>Not available: {html.escape(str(found['unavailable']))}.</p>"
+    auc, calibration = found["auc"], found["calibration_in_the_large"]
+    scaled = found["scaled_brier"]
+    ratio = calibration.get("ratio")
+    return ("<h4>How well the model predicts</h4><table class='factors'><tr><th>measure</th><th>value</th>"
+            "<th>what it says</th></tr>"
+            f"<tr><td>AUC (95 % interval)</td><td class='num'>{float(auc['estimate']):.3f} "
+            f"({float(auc['lower']):.3f}–{float(auc['upper']):.3f})</td><td>the chance that a child who became a "
+            "client scores higher than one who did not (0.5: no better than chance); privacy noise is "
+            f"{_share(auc.get('noise_share'))} of its variance</td></tr>"
+            "<tr><td>share of the outcome's variance explained (scaled Brier score)</td><td class='num'>"
+            + (f"{100 * float(scaled['estimate']):.1f} % {_sd(100 * float(scaled['noise_sd']))}" if scaled else "—")
+            + "</td><td>" + ("the linear model's squared error against that of the outcome rate alone" if scaled else
+                             html.escape(str(found.get("brier_unavailable", "")))) + "</td></tr>"
+            f"<tr><td>mean predicted risk of the logistic odds ratios</td><td class='num'>"
+            f"{_percent(float(calibration['mean_predicted_risk']))} against "
+            f"{_percent(float(calibration['observed_rate']))} observed</td><td>"
+            + (f"the logistic step predicts {float(ratio):.2f} times the cases there are: read its odds ratios as a "
+               "ranking, not as sizes" if _finite(ratio) and float(ratio) > 1.1 else
+               "calibrated in the large" if _finite(ratio) and float(ratio) > 0.9 else
+               "the logistic step predicts fewer cases than there are") + "</td></tr></table>"
+            f"<p class='note'>{html.escape(str(found.get('method', '')))}. No per-resident score was formed anywhere: "
+            "these follow from the counts each node released with noise. Measured on the children the model was "
+            "fitted on.</p>")
 
 
 def _adjusted_csv(adjusted: dict[str, Any], holder: dict[str, str]) -> Table:

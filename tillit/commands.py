@@ -115,7 +115,9 @@ def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) 
         if "top_factors" in found:
             extra += (f"; {found['top_factors_with_a_true_effect']} of the released top-10 factors carry a true "
                       f"effect ({found['adjusted_top_factors_with_a_true_effect']} of the top-10 adjusted for each "
-                      f"other), {found['true_top10_terms_found_in_released_top10']} of the true top-10 terms are "
+                      "other" + (f"; their model's AUC {found['adjusted_auc']:.3f}, from the counts alone"
+                                 if "adjusted_auc" in found else "")
+                      + f"), {found['true_top10_terms_found_in_released_top10']} of the true top-10 terms are "
                       f"among the released top-10 factors and pairs; {found['bytes_moved'] / 1e6:.0f} MB relayed, "
                       "all of it sealed or noisy")
         print(f"  {study_id}: ε≤{found['epsilon_per_dataset']:.3g} per dataset{extra}\n    report: {found['report']}")

@@ -97,13 +97,19 @@ def _screened(cross: CrossSectorSpec, ranked: list[dict[str, Any]], released: Re
 
 def _adjusted(screened: list[str], released: Released) -> dict[str, Any] | None:
     """The screened factors adjusted for each other (:mod:`federation.vertical.model`)."""
-    from federation.vertical.model import adjusted_model, statistics_from
+    import numpy as np
+
+    from federation.vertical.model import adjusted_model, evaluate, statistics_from
 
     stats = statistics_from(released, screened) if screened else None
     if stats is None:
         return None
-    return {**adjusted_model(stats), "screen": f"the {len(screened)} factors ranked strongest in stage 1, every pair "
-                                               "among them released"}
+    try:    # post-processing after every release: a numerical failure costs the evaluation, not the study
+        evaluation = evaluate(stats)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+        evaluation = {"unavailable": f"the evaluation could not be computed ({type(error).__name__}: {error})"}
+    return {**adjusted_model(stats), "evaluation": evaluation,
+            "screen": f"the {len(screened)} factors ranked strongest in stage 1, every pair among them released"}
 
 
 def noise_scale_at(spec: StudySpec, plan: CrossSectorPlan, contracts: ContractSource, epsilon: float) -> float:

@@ -308,3 +308,44 @@ def test_a_privacy_utility_table_that_cannot_be_simulated_costs_the_study_nothin
     assert outputs["ranking"] and outputs["adjusted_model"] is not None
     assert "LinAlgError: singular matrix" in outputs["privacy_utility"]["unavailable"]
     assert "could not be simulated" in page
+
+
+def test_the_adjusted_models_evaluation_is_on_the_page_with_its_interval(large: dict[str, Any]) -> None:
+    # Prepare
+    evaluation = large["outputs"]["adjusted_model"]["evaluation"]
+    auc = evaluation["auc"]
+    # Execute
+    page, _ = render_report(large, "Risk factors")
+    # Assert
+    section = page[page.index("How well the model predicts"):]
+    assert f"{auc['estimate']:.3f} ({auc['lower']:.3f}–{auc['upper']:.3f})" in section
+    assert "No per-resident score was formed anywhere" in section
+    assert f"{100 * evaluation['calibration_in_the_large']['observed_rate']:.1f} % observed" in section
+
+
+def test_an_evaluation_that_cannot_be_computed_costs_the_study_nothing_but_the_evaluation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare
+    import federation.vertical.model as model
+
+    def fails(*_: object, **__: object) -> dict[str, Any]:
+        raise FloatingPointError("overflow")
+
+    monkeypatch.setattr(model, "evaluate", fails)
+    # Execute
+    result = _make_result(SMALL_COHORT, seed=9)
+    page, _ = render_report(result, "Risk factors")
+    # Assert
+    adjusted = result["outputs"]["adjusted_model"]
+    assert adjusted["factors"] and "FloatingPointError: overflow" in adjusted["evaluation"]["unavailable"]
+    assert "Not available: the evaluation could not be computed" in page
+
+
+def test_a_brier_score_that_the_noise_put_out_of_range_is_not_shown_as_a_number(sample: dict[str, Any]) -> None:
+    # Prepare: the small cohort's counts are mostly noise (its XᵀX is nearly singular)
+    evaluation = sample["outputs"]["adjusted_model"]["evaluation"]
+    # Execute
+    page, _ = render_report(sample, "Risk factors")
+    # Assert
+    assert evaluation["scaled_brier"] is None and "outside [0, ȳ(1 − ȳ)]" in evaluation["brier_unavailable"]
+    assert html.escape("outside [0, ȳ(1 − ȳ)]") in page[page.index("How well the model predicts"):]

@@ -1,5 +1,6 @@
 """The adjusted model from released sufficient statistics: exact least squares without noise, the stated logistic
-step, intervals whose noise part matches simulated releases, and a non-positive-definite XᵀX survived."""
+step, intervals whose noise part matches simulated releases, and a non-positive-definite XᵀX survived; its
+evaluation from the same counts: the binormal AUC, the exact Brier score, calibration in the large."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from federation.vertical.model import adjusted_model, statistics_from
+from federation.vertical.model import adjusted_model, evaluate, statistics_from
 
 
 def _cohort(seed: int = 3, n: int = 40_000, k: int = 6) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -31,7 +32,9 @@ def _released(x: np.ndarray, y: np.ndarray, names: list[str], sd: float = 0.0,
         exposed={f: noisy(x[:, j].sum()) for j, f in enumerate(names)},
         exposed_cases={f: noisy(x[:, j] @ y) for j, f in enumerate(names)},
         both={tuple(sorted((names[i], names[j]))): noisy(x[:, i] @ x[:, j])
-              for i, j in itertools.combinations(range(len(names)), 2)})
+              for i, j in itertools.combinations(range(len(names)), 2)},
+        both_cases={tuple(sorted((names[i], names[j]))): noisy(x[:, i] * x[:, j] @ y)
+                    for i, j in itertools.combinations(range(len(names)), 2)})
 
 
 def test_without_noise_the_linear_model_is_least_squares_and_the_step_is_as_stated() -> None:
@@ -94,3 +97,83 @@ def test_without_every_pair_among_the_factors_there_is_no_model() -> None:
     released = _released(x, y, names)
     del released.both[("f0", "f2")]
     assert statistics_from(released, names) is None
+
+
+def _linear_scores(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    design = np.column_stack([np.ones(len(y)), x])
+    return design, design @ np.linalg.lstsq(design, y, rcond=None)[0]
+
+
+def test_without_noise_the_evaluation_is_the_pooled_scores_binormal_auc_and_exact_brier() -> None:
+    # Prepare
+    x, y, names = _cohort(k=6)
+    stats = statistics_from(_released(x, y, names), names)
+    assert stats is not None
+    design, score = _linear_scores(x, y)
+    # Execute
+    found = evaluate(stats)
+    # Assert: the binormal AUC of the pooled rows' own scores (same formula, row by row) ...
+    cases, others = score[y == 1], score[y == 0]
+    binormal = 0.5 * (1 + math.erf((cases.mean() - others.mean()) / math.sqrt(2 * (cases.var() + others.var()))))
+    assert math.isclose(found["auc"]["estimate"], binormal, rel_tol=1e-9)
+    # ... which is near the exact AUC (Mann-Whitney over every case/other pair; the approximation, stated)
+    ranks = np.argsort(np.argsort(score, kind="stable"), kind="stable") + 1.0
+    exact = (ranks[y == 1].sum() - len(cases) * (len(cases) + 1) / 2) / (len(cases) * len(others))
+    assert abs(found["auc"]["estimate"] - exact) < 0.02, (found["auc"]["estimate"], exact)
+    assert math.isclose(found["brier"]["estimate"], float(np.mean((y - score) ** 2)), rel_tol=1e-9)
+    assert found["auc"]["noise_share"] == 0.0 and found["brier"]["noise_sd"] == 0.0
+
+
+def test_calibration_in_the_large_shows_the_logistic_steps_overstatement() -> None:
+    # Prepare
+    x, y, names = _cohort(k=6)
+    stats = statistics_from(_released(x, y, names), names)
+    assert stats is not None
+    model = adjusted_model(stats)
+    found = {r["factor"]: r["log_odds"]["estimate"] for r in model["factors"]}
+    step = np.array([model["intercept"]["log_odds"], *(found[f] for f in names)])
+    design, _ = _linear_scores(x, y)
+    # Execute
+    calibration = evaluate(stats)["calibration_in_the_large"]
+    # Assert: the normal approximation of the step's mean risk is near the pooled rows' own mean risk, and both
+    # say the step predicts more cases than there are (it overstates the odds ratios)
+    pooled = float(np.mean(1 / (1 + np.exp(-(design @ step)))))
+    assert abs(calibration["mean_predicted_risk"] - pooled) < 0.15 * pooled, (calibration, pooled)
+    assert calibration["observed_rate"] == y.mean()
+    assert calibration["ratio"] > 1.05 and pooled > 1.05 * y.mean()
+
+
+def test_the_noise_part_of_the_auc_interval_matches_simulated_releases() -> None:
+    # Prepare
+    x, y, names = _cohort()
+    rng = np.random.default_rng(5)
+    stats = statistics_from(_released(x, y, names, sd=60.0), names)
+    assert stats is not None
+    auc = evaluate(stats)["auc"]
+    predicted = auc["se"] ** 2 * auc["noise_share"]
+    # Execute
+    draws = []
+    for _ in range(400):
+        again = statistics_from(_released(x, y, names, sd=60.0, rng=rng), names)
+        assert again is not None
+        draws.append(evaluate(again)["auc"]["estimate"])
+    # Assert
+    assert 0.75 < predicted / np.var(draws) < 1.33, (predicted, np.var(draws))
+
+
+def test_without_the_pairs_cases_or_with_a_class_emptied_by_noise_the_evaluation_says_why() -> None:
+    # Prepare
+    x, y, names = _cohort(k=3)
+    without = _released(x, y, names)
+    del without.both_cases[("f0", "f1")]
+    emptied = _released(x, y, names)
+    emptied.cases = (float(len(y)), 0.0)
+    emptied.exposed_cases = dict(emptied.exposed)
+    emptied.both_cases = dict(emptied.both)
+    # Execute
+    missing = evaluate(statistics_from(without, names))  # type: ignore[arg-type]
+    empty = evaluate(statistics_from(emptied, names))  # type: ignore[arg-type]
+    # Assert
+    assert "case counts were not released" in missing["unavailable"]
+    assert "class empty" in empty["unavailable"]
+    assert statistics_from(without, names) is not None      # the fits do not need them
