@@ -513,7 +513,7 @@ def _evaluation(found: dict[str, Any] | None) -> str:
             + (f"{100 * float(scaled['estimate']):.1f} % {_sd(100 * float(scaled['noise_sd']))}" if scaled else "—")
             + "</td><td>" + ("the linear model's squared error against that of the outcome rate alone" if scaled else
                              html.escape(str(found.get("brier_unavailable", "")))) + "</td></tr>"
-            f"<tr><td>mean predicted risk of the logistic odds ratios</td><td class='num'>"
+            f"<tr><td>mean predicted risk from the logistic odds ratios</td><td class='num'>"
             f"{_percent(float(calibration['mean_predicted_risk']))} against "
             f"{_percent(float(calibration['observed_rate']))} observed</td><td>"
             + (f"the logistic step predicts {float(ratio):.2f} times the cases there are: read its odds ratios as a "
