@@ -520,7 +520,7 @@ def _evaluation(found: dict[str, Any] | None) -> str:
                "ranking, not as sizes" if _finite(ratio) and float(ratio) > 1.1 else
                "calibrated in the large" if _finite(ratio) and float(ratio) > 0.9 else
                "the logistic step predicts fewer cases than there are") + "</td></tr></table>"
-            f"<p class='note'>{html.escape(str(found.get('method', '')))}. No per-resident score was formed anywhere: "
+            f"<p class='note'>How: {html.escape(str(found.get('method', '')))}. No per-resident score was formed anywhere: "
             "these follow from the counts each node released with noise. Measured on the children the model was "
             "fitted on.</p>")
 
