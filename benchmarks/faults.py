@@ -38,7 +38,7 @@ DATASETS = ("espoo/health_care", "vantaa/health_care", "oulu/health_care")
 ROUND_SECONDS = 15.0
 RUN_DEADLINE = 90.0
 ROUNDS = 30
-FAULTS = ("node", "superlink", "coordinator", "superlink_restart")
+FAULTS = ("node", "superlink", "coordinator", "superlink_restart", "superlink_restart_kept")
 
 
 def _kill_tree(process: FlowerProcess) -> None:
@@ -68,7 +68,9 @@ def one_run(root: Path, data: Path, fault: str, round_: int) -> dict[str, Any]:
     del key
     nodes = [NodeSetup(d, "health_care", data / d.split("/")[0] / "health_care.parquet", epsilon_cap=5.0)
              for d in DATASETS]
-    fed = LocalFederation(root / "fed", nodes, coordinator_key=state / "keys" / "study-signing.pub")
+    # "superlink_restart_kept": the SuperLink keeps its state in a database, as `tillit federation superlink` runs it
+    fed = LocalFederation(root / "fed", nodes, coordinator_key=state / "keys" / "study-signing.pub",
+                          superlink_database=fault == "superlink_restart_kept")
     port = free_port()
     coordinator: FlowerProcess | None = None
     outcome: dict[str, Any] = {"fault": fault, "round": round_}
@@ -105,7 +107,7 @@ def one_run(root: Path, data: Path, fault: str, round_: int) -> dict[str, Any]:
             _kill_tree(fed.node_process(DATASETS[1]))
         elif fault == "superlink":
             _kill_tree(fed.processes[0])
-        elif fault == "superlink_restart":
+        elif fault in ("superlink_restart", "superlink_restart_kept"):
             fed.restart_superlink()
         else:
             assert coordinator is not None
@@ -150,7 +152,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--faults", default=",".join(FAULTS), help="which faults, in turn (comma-separated)")
     args = parser.parse_args()
+    faults = tuple(f for f in args.faults.split(",") if f)
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown or not faults:
+        parser.error(f"unknown fault(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(FAULTS)}")
     rng = np.random.default_rng(args.seed)   # which fault, which round: not privacy noise
     with tempfile.TemporaryDirectory(prefix="tillit-faults-") as tmp:
         data = Path(tmp) / "data"
@@ -158,7 +165,7 @@ def main() -> None:
                                seed=args.seed))
         outcomes = []
         for run in range(args.runs):
-            fault = FAULTS[run % len(FAULTS)]
+            fault = faults[run % len(faults)]
             round_ = int(rng.integers(2, ROUNDS - 5))
             outcome = one_run(Path(tmp) / f"run-{run}", data, fault, round_)
             outcomes.append(outcome)

@@ -3,6 +3,7 @@ dropped under the study's quorum; the charges made stay charged; no process is o
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -25,17 +26,27 @@ VICTIM = "vantaa/health_care"
 ROUND_SECONDS = 12.0
 
 
-@pytest.fixture()
-def federation(tmp_path: Path) -> Iterator[tuple[LocalFederation, Path]]:
-    synthesize(SynthConfig(out=tmp_path / "data", residents=3_000, municipalities=("espoo", "vantaa", "oulu"), seed=5))
-    nodes = [NodeSetup(d, "health_care", tmp_path / "data" / d.split("/")[0] / "health_care.parquet", epsilon_cap=5.0)
+def _federation(root: Path, superlink_database: bool = False) -> Iterator[tuple[LocalFederation, Path]]:
+    synthesize(SynthConfig(out=root / "data", residents=3_000, municipalities=("espoo", "vantaa", "oulu"), seed=5))
+    nodes = [NodeSetup(d, "health_care", root / "data" / d.split("/")[0] / "health_care.parquet", epsilon_cap=5.0)
              for d in DATASETS]
-    fed = LocalFederation(tmp_path / "fed", nodes)
+    fed = LocalFederation(root / "fed", nodes, superlink_database=superlink_database)
     fed.start()
     try:
-        yield fed, tmp_path
+        yield fed, root
     finally:
         fed.stop()
+
+
+@pytest.fixture()
+def federation(tmp_path: Path) -> Iterator[tuple[LocalFederation, Path]]:
+    yield from _federation(tmp_path)
+
+
+@pytest.fixture()
+def federation_with_database(tmp_path: Path) -> Iterator[tuple[LocalFederation, Path]]:
+    """The SuperLink keeping its state in a database, as ``tillit federation superlink`` runs it."""
+    yield from _federation(tmp_path, superlink_database=True)
 
 
 def _spec(root: Path, study_id: str, **extra: Any) -> Path:
@@ -111,22 +122,25 @@ def test_under_a_quorum_the_study_goes_on_without_the_lost_node_and_says_so(
     assert result["privacy"]["per_dataset"].keys() == set(DATASETS)
 
 
-def test_a_superlink_restarted_on_its_port_no_longer_lists_the_run_and_the_census_sees_it(
-        federation: tuple[LocalFederation, Path]) -> None:
-    # Prepare: a long study submitted as the coordinator submits it; the census as the watcher asks it
-    import datetime as dt
-
+def _submitted_with_census(fed: LocalFederation, root: Path, study_id: str) -> tuple[Any, int]:
+    """A long study submitted as the coordinator submits it, and the census as the watcher asks it."""
     from coordinator.runner import RunCensus
     from federation.launch import submit_run
     from federation.signing import sign_spec
     from federation.spec import load_spec
 
-    fed, root = federation
     assert fed.signer is not None
-    signed = root / "restart-signed.json"
-    signed.write_text(sign_spec(load_spec(_spec(root, "restart")), fed.signer).model_dump_json())
+    signed = root / f"{study_id}-signed.json"
+    signed.write_text(sign_spec(load_spec(_spec(root, study_id)), fed.signer).model_dump_json())
     census = RunCensus(fed.launch_target, every=0.0)
-    run_id = submit_run(fed.launch_target, signed, fed.poll_seconds, round_seconds=ROUND_SECONDS)
+    return census, submit_run(fed.launch_target, signed, fed.poll_seconds, round_seconds=ROUND_SECONDS)
+
+
+def test_a_superlink_restarted_on_its_port_no_longer_lists_the_run_and_the_census_sees_it(
+        federation: tuple[LocalFederation, Path]) -> None:
+    # Prepare
+    fed, root = federation
+    census, run_id = _submitted_with_census(fed, root, "restart")
     before = census.runs(dt.datetime.now(dt.timezone.utc))
     # Execute: the SuperLink stopped by PID and started again on the same port, its state in memory
     fed.restart_superlink()
@@ -134,3 +148,26 @@ def test_a_superlink_restarted_on_its_port_no_longer_lists_the_run_and_the_censu
     # Assert: the SuperLink listed the run before; the new one answers on the same port without it
     assert before is not None and before.statuses.get(run_id) in {"pending", "starting", "running"}, before.statuses
     assert after is not None and run_id not in after.statuses, after.statuses
+
+
+def test_a_superlink_restarted_with_its_database_reports_the_run_failed_and_the_census_sees_it(
+        federation_with_database: tuple[LocalFederation, Path]) -> None:
+    # Prepare: as above, but the SuperLink keeps its runs across the restart (its ServerApp does not survive it)
+    fed, root = federation_with_database
+    census, run_id = _submitted_with_census(fed, root, "kept")
+    deadline = time.monotonic() + 120
+    while not progress_path(fed.results_dir, run_id).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # Execute
+    fed.restart_superlink()
+    statuses: list[str] = []
+    while time.monotonic() < deadline + 120:
+        listed = census.runs(dt.datetime.now(dt.timezone.utc))
+        statuses.append(listed.statuses.get(run_id, "missing") if listed is not None else "no answer")
+        if statuses[-1].startswith("finished"):
+            break
+        time.sleep(1.0)
+    # Assert: the new SuperLink still lists the run, then marks it failed once its ServerApp is gone — the watcher's
+    # run_ended rule ends such a study (benchmarks.faults' superlink_restart_kept: ended in about 21 s)
+    assert statuses[-1] == "finished:failed", statuses
+    assert "missing" not in statuses, statuses
