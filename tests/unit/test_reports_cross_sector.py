@@ -347,5 +347,9 @@ def test_a_brier_score_that_the_noise_put_out_of_range_is_not_shown_as_a_number(
     # Execute
     page, _ = render_report(sample, "Risk factors")
     # Assert
-    assert evaluation["scaled_brier"] is None and "outside [0, ȳ(1 − ȳ)]" in evaluation["brier_unavailable"]
-    assert html.escape("outside [0, ȳ(1 − ȳ)]") in page[page.index("How well the model predicts"):]
+    assert evaluation["scaled_brier"] is None and "the noise, not the data, decided it" in evaluation["brier_unavailable"]
+    section = page[page.index("How well the model predicts"):]
+    row = section[section.index("scaled Brier score"):]
+    row = row[:row.index("</tr>")]
+    assert "<td class='num'>—</td>" in row and html.escape(evaluation["brier_unavailable"]) in row
+    assert "%" not in row.split("</td>")[1]

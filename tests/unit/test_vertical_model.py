@@ -9,8 +9,9 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
-from federation.vertical.model import adjusted_model, evaluate, statistics_from
+from federation.vertical.model import adjusted_model, evaluate, logistic_normal_mean, statistics_from
 
 
 def _cohort(seed: int = 3, n: int = 40_000, k: int = 6) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -177,3 +178,19 @@ def test_without_the_pairs_cases_or_with_a_class_emptied_by_noise_the_evaluation
     assert "case counts were not released" in missing["unavailable"]
     assert "class empty" in empty["unavailable"]
     assert statistics_from(without, names) is not None      # the fits do not need them
+
+
+@pytest.mark.parametrize(("mean", "sd"), [(-3.0, 0.0), (-3.0, 1.0), (-3.0, 15.0), (2.0, 0.5), (-1.0, 40.0)])
+def test_the_mean_risk_of_a_normal_score_matches_numerical_integration(mean: float, sd: float) -> None:
+    # Prepare
+    from scipy import integrate, stats
+
+    def integrand(s: float) -> float:
+        return float(stats.norm.pdf(s, mean, sd) / (1 + math.exp(-s)))
+
+    exact = (1 / (1 + math.exp(-mean)) if sd == 0 else
+             integrate.quad(integrand, mean - 12 * sd, mean + 12 * sd, points=[0.0], limit=400)[0])
+    # Execute
+    found = logistic_normal_mean(mean, sd)
+    # Assert
+    assert found == pytest.approx(exact, abs=1e-6)
