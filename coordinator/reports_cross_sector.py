@@ -471,6 +471,9 @@ def _utility_table(utility: dict[str, Any], privacy: dict[str, Any]) -> str:
 
 def _adjusted_table(adjusted: dict[str, Any], holder: dict[str, str]) -> str:
     """The screened factors adjusted for each other: the multivariable view beside the one-at-a-time one."""
+    if "unavailable" in adjusted:
+        return (f"<h3>The screened factors adjusted for each other</h3><p>Not available: "
+                f"{html.escape(str(adjusted['unavailable']))}.</p>")
     head = ("<tr><th>rank</th><th>factor</th><th>dataset</th><th>adjusted odds ratio (95 % interval)</th>"
             "<th>adjusted risk difference, percentage points (95 % interval)</th><th>z</th>"
             "<th>share of the variance from privacy noise</th></tr>")

@@ -104,12 +104,18 @@ def _adjusted(screened: list[str], released: Released) -> dict[str, Any] | None:
     stats = statistics_from(released, screened) if screened else None
     if stats is None:
         return None
-    try:    # post-processing after every release: a numerical failure costs the evaluation, not the study
+    screen = f"the {len(screened)} factors ranked strongest in stage 1, every pair among them released"
+    # post-processing after every release: a numerical failure costs the model or its evaluation, not the study
+    try:
+        fitted = adjusted_model(stats)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+        return {"factors": [], "screen": screen,
+                "unavailable": f"the model could not be fitted ({type(error).__name__}: {error})"}
+    try:
         evaluation = evaluate(stats)
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
         evaluation = {"unavailable": f"the evaluation could not be computed ({type(error).__name__}: {error})"}
-    return {**adjusted_model(stats), "evaluation": evaluation,
-            "screen": f"the {len(screened)} factors ranked strongest in stage 1, every pair among them released"}
+    return {**fitted, "evaluation": evaluation, "screen": screen}
 
 
 def noise_scale_at(spec: StudySpec, plan: CrossSectorPlan, contracts: ContractSource, epsilon: float) -> float:

@@ -353,3 +353,23 @@ def test_a_brier_score_that_the_noise_put_out_of_range_is_not_shown_as_a_number(
     row = row[:row.index("</tr>")]
     assert "<td class='num'>—</td>" in row and html.escape(evaluation["brier_unavailable"]) in row
     assert "%" not in row.split("</td>")[1]
+
+
+def test_a_model_that_cannot_be_fitted_costs_the_study_nothing_but_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: the fit fails (a stand-in for counts the solver cannot take, e.g. a NaN)
+    import federation.vertical.model as model
+
+    def fails(*_: object, **__: object) -> dict[str, Any]:
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(model, "adjusted_model", fails)
+    monkeypatch.setattr("federation.vertical.results.ranking_stability", lambda *_, **__: {"rows": []})
+    # Execute
+    result = _make_result(SMALL_COHORT, seed=9)
+    page, tables = render_report(result, "Risk factors")
+    # Assert: the one-at-a-time tables and pairs stand; the model says why it is missing
+    outputs = result["outputs"]
+    assert outputs["ranking"] and outputs["pairs"]
+    assert outputs["adjusted_model"]["factors"] == [] and "LinAlgError" in outputs["adjusted_model"]["unavailable"]
+    assert "Not available: the model could not be fitted" in page
+    assert tables["adjusted.csv"][1] == []
