@@ -201,17 +201,18 @@ def _evaluation_under_noise(exact: Any, screened: list[str], plan: Any, draws: i
 
     truth = evaluate(exact)["auc"]["estimate"]
     noise, holder = plan.cross_sector.noise, plan.cross_sector.holder
+    single, per = _scales(plan)
     across = float(np.hypot(noise.factor_stage2, noise.outcome_stage2))
     sds = np.zeros(len(exact.values))
     for key, position in exact.index.items():
         kind, names = key[0], key[1:]
-        sds[position] = {"n": noise.cohort, "cases": noise.outcome_stage1,
-                         "exposed": noise.local(holder[names[0]]) if names else 0.0,
-                         "exposed_cases": float(np.hypot(noise.factor_stage1[holder[names[0]]], noise.outcome_stage1))
-                         if names else 0.0,
-                         "both": (noise.factor_stage2 if len(names) == 2 and holder[names[0]] == holder[names[-1]]
-                                  else across),
-                         "both_cases": across}[kind]
+        if kind in single:
+            sds[position] = single[kind]
+        elif kind in ("exposed", "exposed_cases"):
+            sds[position] = per[f"{'exposed' if kind == 'exposed' else 'cases'}:{holder[names[0]]}"]
+        else:   # a pair's counts: within one node only its 'both' escapes the outcome's noise
+            within = kind == "both" and holder[names[0]] == holder[names[1]]
+            sds[position] = noise.factor_stage2 if within else across
     estimates, covered = [], 0
     for _ in range(draws):
         values = exact.values + np.array([integer_noise(1, sd)[0] for sd in sds], dtype=float)

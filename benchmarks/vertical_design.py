@@ -34,6 +34,7 @@ from benchmarks.cross_sector import pooled
 from federation.privacy import gaussian_release, plan_study
 from federation.privacy._accounting import rho_for_epsilon
 from federation.templates import build_spec
+from federation.vertical.analysis import Noisy, factor_table, rank_factors
 from schemas import ContractCatalog
 from schemas.synth import SynthConfig, synthesize
 
@@ -69,13 +70,13 @@ def _pooled_models(x: np.ndarray, y: np.ndarray, names: list[str], truth: dict[s
     Terms ranked by |coefficient| (as ``truth.json`` ranks them) and by |z|; interactions enter as products of
     two columns: those among the 15 factors a marginal screen ranks strongest (what a study can choose without
     residuals), or the truth's own (an oracle, the ceiling of any screen)."""
-    n, cases = len(y), float(y.sum())
-    exposed, exposed_cases = x.sum(axis=0), x.T @ y
-    a, b = exposed_cases + 0.5, exposed - exposed_cases + 0.5
-    c, d = cases - exposed_cases + 0.5, n - exposed - cases + exposed_cases + 0.5
-    marginal = np.argsort(-np.abs(np.log(a * d / (b * c)) / np.sqrt(1 / a + 1 / b + 1 / c + 1 / d)))[:15]
+    n = len(y)
+    cohort, cases = Noisy(float(n), 0.0), Noisy(float(y.sum()), 0.0)
+    tables = {f: factor_table(cohort, cases, Noisy(float(x[:, j].sum()), 0.0), Noisy(float(x[:, j] @ y), 0.0))
+              for j, f in enumerate(names)}
+    marginal = [str(row["factor"]) for row in rank_factors(tables, 15)]    # the template's screen, without noise
     index = {f: j for j, f in enumerate(names)}
-    screened = [(names[i], names[j]) for k, i in enumerate(marginal) for j in marginal[k + 1:]]
+    screened = [(a, b) for k, a in enumerate(marginal) for b in marginal[k + 1:]]
     oracle = [tuple(t["factors"]) for t in truth["ranking"] if len(t["factors"]) == 2]
     for label, pairs in (("main effects of all factors", []),
                          ("+ every pair among the 15 marginally strongest", screened),

@@ -251,7 +251,7 @@ def evaluate(stats: Statistics) -> dict[str, Any]:
       factors and 0.003–0.012 at 30 (benchmarks/README.md). Its interval adds Hanley and McNeil's sampling
       variance and the DP noise. The noise pulls it up: the model is fitted to the same noisy counts it is
       evaluated on, so part of the noise reads as separation (at ε = 1 on the synthetic town's 62,000 children,
-      0.784–0.787 on average against 0.763; the interval still covered 0.763 in 95–97 % of releases).
+      0.784–0.791 on average against 0.763; the interval still covered 0.763 in 95–98 % of releases).
     - **Brier score** of the linear probability model, exact: ``(Σy − 2βᵀXᵀy + βᵀXᵀXβ)/n``; scaled against the
       outcome rate's own ``ȳ(1 − ȳ)`` (the share of the outcome's variance the factors explain). Withheld when
       the noise put it outside [0, ȳ(1 − ȳ)] or left XᵀX indefinite (the identity then no longer measures a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from federation.privacy import ContractSource, CrossSectorPlan
@@ -62,7 +63,9 @@ def cross_sector_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released
     return {
         "kind": "cross_sector_counts",
         "adjusted_model": _adjusted(screened, released),
-        **({"privacy_utility": _stability_or_why_not(screened, released, noise_at)} if noise_at else {}),
+        **({"privacy_utility": _or_why_not("the privacy/utility table could not be simulated",
+                                           lambda: ranking_stability(screened, released, noise_at))}
+           if noise_at else {}),
         "cohort": {"dataset": cross.cohort.dataset, "ages": [cross.cohort.min_age, cross.cohort.max_age],
                    "reference_date": cross.cohort.reference_date.isoformat(), "size": released.cohort_size[0],
                    "size_noise_sd": released.cohort_size[1]},
@@ -97,25 +100,29 @@ def _screened(cross: CrossSectorSpec, ranked: list[dict[str, Any]], released: Re
 
 def _adjusted(screened: list[str], released: Released) -> dict[str, Any] | None:
     """The screened factors adjusted for each other (:mod:`federation.vertical.model`)."""
-    import numpy as np
-
     from federation.vertical.model import adjusted_model, evaluate, statistics_from
 
     stats = statistics_from(released, screened) if screened else None
     if stats is None:
         return None
     screen = f"the {len(screened)} factors ranked strongest in stage 1, every pair among them released"
-    # post-processing after every release: a numerical failure costs the model or its evaluation, not the study
+    fitted = _or_why_not("the model could not be fitted", lambda: adjusted_model(stats))
+    if "unavailable" in fitted:
+        return {"factors": [], "screen": screen, **fitted}
+    return {**fitted, "evaluation": _or_why_not("the evaluation could not be computed", lambda: evaluate(stats)),
+            "screen": screen}
+
+
+def _or_why_not(failure: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``compute()``, or ``{"unavailable": failure (the error)}`` on a numerical failure. Everything computed from a
+    study's released counts runs after every release was made and charged: a failure there must cost that one
+    output, never the study its result."""
+    import numpy as np
+
     try:
-        fitted = adjusted_model(stats)
+        return compute()
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
-        return {"factors": [], "screen": screen,
-                "unavailable": f"the model could not be fitted ({type(error).__name__}: {error})"}
-    try:
-        evaluation = evaluate(stats)
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
-        evaluation = {"unavailable": f"the evaluation could not be computed ({type(error).__name__}: {error})"}
-    return {**fitted, "evaluation": evaluation, "screen": screen}
+        return {"unavailable": f"{failure} ({type(error).__name__}: {error})"}
 
 
 def noise_scale_at(spec: StudySpec, plan: CrossSectorPlan, contracts: ContractSource, epsilon: float) -> float:
@@ -202,17 +209,6 @@ def ranking_stability(screened: list[str], released: Released, noise_at: dict[fl
                       f"and of the top {ADJUSTED_TOP} the adjusted model over this study's screened factors. "
                       "Post-processing of the release: no privacy cost. It describes a town like the released one, "
                       "not a known truth."}
-
-
-def _stability_or_why_not(screened: list[str], released: Released, noise_at: dict[float, float]) -> dict[str, Any]:
-    """The privacy/utility table, or why it is missing: it is post-processing after every release was made, so
-    a failure here must not cost the study its result."""
-    import numpy as np
-
-    try:
-        return ranking_stability(screened, released, noise_at)
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
-        return {"unavailable": f"the privacy/utility table could not be simulated ({type(error).__name__}: {error})"}
 
 
 def _transition_outputs(cross: CrossSectorSpec, plan: CrossSectorPlan, released: Released) -> dict[str, Any]:
