@@ -232,10 +232,10 @@ def _risk_factor_summary(outputs: dict[str, Any], truth: dict[str, Any]) -> dict
     pairs = [":".join(p["pair"]) for p in outputs["pairs"][:10]]
     fitted = outputs.get("adjusted_model") or {"factors": []}
     adjusted = [r["factor"] for r in fitted["factors"][:10]]
-    evaluation = fitted.get("evaluation") or {}
-    return {**({"adjusted_auc": round(evaluation["auc"]["estimate"], 3),
-                "adjusted_auc_interval": [round(evaluation["auc"]["lower"], 3), round(evaluation["auc"]["upper"], 3)]}
-               if "auc" in evaluation else {}),"top_factors": top, "top_factors_with_a_true_effect": sum(f in effects | in_pairs for f in top),
+    auc = (fitted.get("evaluation") or {}).get("auc")
+    found = {"adjusted_auc": round(auc["estimate"], 3),
+             "adjusted_auc_interval": [round(auc["lower"], 3), round(auc["upper"], 3)]} if auc else {}
+    return {**found, "top_factors": top, "top_factors_with_a_true_effect": sum(f in effects | in_pairs for f in top),
             "adjusted_top_factors": adjusted,
             "adjusted_top_factors_with_a_true_effect": sum(f in effects | in_pairs for f in adjusted),
             "true_top10_terms_found_in_released_top10": sum(t in set(top) | set(pairs) for t in true_terms),

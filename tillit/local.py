@@ -203,7 +203,8 @@ class LocalFederation:
 
     def restart_superlink(self) -> None:
         """Stop the SuperLink by PID and start it again on the same port (fault-injection tests): with its state
-        in memory, the new one knows none of the old one's runs."""
+        in memory the new one knows none of the old one's runs; with ``superlink_database`` it keeps them, but not
+        their ServerApps."""
         old = self.processes[0]
         old.stop()
         link = FlowerProcess.start("superlink", self._superlink_command, self.env,
