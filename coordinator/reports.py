@@ -202,22 +202,7 @@ def report_body(result: dict[str, Any], balances: list[dict[str, Any]] | None = 
         tables.update(found_tables)
     evaluation = outputs.get("evaluation")
     if evaluation:
-        auc = evaluation.get("auc")
-        calibration = "".join(
-            f"<tr><td class='num'>{c['predicted']:.3f}</td><td class='num'>{c['observed']:.3f}</td>"
-            + ("<td class='num'>{:.3f} – {:.3f}</td>".format(*c["calibration_interval"])
-               if "calibration_interval" in c else "<td></td>")
-            + ("<td class='num'>±{:.3f}</td>".format(c["training_noise_se"]) if "training_noise_se" in c
-               else "<td></td>")
-            + f"<td class='num'>{c['noisy_rows']:,.0f}</td></tr>" for c in evaluation.get("calibration", []))
-        interval = evaluation.get("auc_interval")
-        auc_text = f"AUC {auc:.3f}" + (" (95 % interval {:.3f} – {:.3f})".format(*interval) if interval else "")
-        sections.append(f"<h2>Private evaluation</h2><p>{auc_text}, from noisy score histograms "
-                        f"({html.escape(evaluation['note'])}). Calibration, bins well above the noise:</p>" if auc is not None else "<h2>Private evaluation</h2>")
-        sections.append("<table><thead><tr><th scope='col'>predicted</th><th scope='col'>observed</th>"
-                        "<th scope='col'>interval (a calibrated model's prediction lies in it)</th>"
-                        "<th scope='col'>of which training noise (sd of the prediction)</th>"
-                        f"<th scope='col'>noisy rows</th></tr></thead><tbody>{calibration}</tbody></table>")
+        sections.append(_evaluation_section(evaluation))
     sections.append("<h2>Privacy spent</h2>" + _budget(privacy, balances or []))
     mechanism = {k: v for k, v in privacy.items() if k not in ("per_dataset",)}
     facts = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{epsilon_text(v) if k == 'epsilon' else _fact(v)}</td></tr>"
@@ -232,3 +217,35 @@ def report_body(result: dict[str, Any], balances: list[dict[str, Any]] | None = 
              "holds it.</p>")
     body = intro + "".join(sections) + f"<h2>Mechanism</h2><table>{facts}</table>{entry}"
     return body, tables
+
+
+def _evaluation_section(evaluation: dict[str, Any]) -> str:
+    """The private evaluation of a horizontal model: its AUC with interval, or why there is none, and the
+    calibration groups whose rows outweigh the noise."""
+    auc = evaluation.get("auc")
+    if auc is None:   # a noisy class total at or below zero: the noise outweighs the rows of one outcome
+        positives, negatives = evaluation.get("noisy_positive_rows"), evaluation.get("noisy_negative_rows")
+        totals = (f" (noisy rows with the outcome {positives:,.0f}, without it {negatives:,.0f})"
+                  if positives is not None and negatives is not None else "")
+        heading = ("<h2>Private evaluation</h2><p>AUC not available: after the privacy noise, the rows with the "
+                   f"outcome or the rows without it came to zero or less{totals}. The noise outweighs them; more "
+                   "residents or a larger privacy budget would give an AUC.</p>")
+    else:
+        interval = evaluation.get("auc_interval")
+        auc_text = f"AUC {auc:.3f}" + (" (95 % interval {:.3f} – {:.3f})".format(*interval) if interval else "")
+        heading = (f"<h2>Private evaluation</h2><p>{auc_text}, from noisy score histograms "
+                   f"({html.escape(str(evaluation.get('note', '')))}).</p>")
+    groups = evaluation.get("calibration", [])
+    if not groups:
+        return heading + "<p>Calibration: no group of score bins has rows that outweigh the noise.</p>"
+    rows = "".join(
+        f"<tr><td class='num'>{c['predicted']:.3f}</td><td class='num'>{c['observed']:.3f}</td>"
+        + ("<td class='num'>{:.3f} – {:.3f}</td>".format(*c["calibration_interval"])
+           if "calibration_interval" in c else "<td></td>")
+        + ("<td class='num'>±{:.3f}</td>".format(c["training_noise_se"]) if "training_noise_se" in c
+           else "<td></td>")
+        + f"<td class='num'>{c['noisy_rows']:,.0f}</td></tr>" for c in groups)
+    return (heading + "<p>Calibration, bins well above the noise:</p><table><thead><tr><th scope='col'>predicted"
+            "</th><th scope='col'>observed</th><th scope='col'>interval (a calibrated model's prediction lies in it)"
+            "</th><th scope='col'>of which training noise (sd of the prediction)</th><th scope='col'>noisy rows</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>")

@@ -1,0 +1,62 @@
+"""The study report's private evaluation section, from evaluations the real estimator computes."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+
+from coordinator.reports import render_report
+from federation.evaluation import private_evaluation
+
+
+def _model_result(evaluation: dict[str, Any]) -> dict[str, Any]:
+    return {"study_id": "m", "status": "completed", "datasets": ["espoo/health_care"],
+            "privacy": {"rho": 0.02, "epsilon": 0.9, "delta": 1e-6, "mechanism": "gaussian",
+                        "per_dataset": {"espoo/health_care": {"rho": 0.02, "rho_units": 20000000}}},
+            "outputs": {"coefficients": {"1": {"age": 0.4}}, "evaluation": evaluation}}
+
+
+def _section(page: str) -> str:
+    return page.split("<h2>Private evaluation</h2>", 1)[1].split("<h2>", 1)[0]
+
+
+def test_a_model_whose_noisy_outcome_rows_came_to_zero_gets_a_report_that_says_why_there_is_no_auc() -> None:
+    # Prepare: noise has pushed the rows with the outcome below zero in total
+    negatives = np.array([400.0, 900.0, 700.0, 300.0])
+    positives = np.array([-30.0, 12.0, -25.0, 8.0])
+    evaluation = private_evaluation(np.vstack([negatives, positives]), noise_sd=20.0)
+    # Execute
+    page, _ = render_report(_model_result(evaluation), "Care needs")
+    # Assert
+    section = _section(page)
+    assert evaluation["auc"] is None
+    assert "AUC not available" in section and "with the outcome -35, without it 2,300" in section
+    assert "<h2>Privacy spent</h2>" in page
+
+
+def test_a_model_with_an_auc_gets_it_with_its_interval_and_the_calibration_table() -> None:
+    # Prepare
+    negatives = np.array([900.0, 700.0, 300.0, 100.0])
+    positives = np.array([20.0, 60.0, 120.0, 200.0])
+    evaluation = private_evaluation(np.vstack([negatives, positives]), noise_sd=2.0)
+    low, high = evaluation["auc_interval"]
+    # Execute
+    page, _ = render_report(_model_result(evaluation), "Care needs")
+    # Assert
+    section = _section(page)
+    assert f"AUC {evaluation['auc']:.3f} (95 % interval {low:.3f} – {high:.3f})" in section
+    assert html.escape(evaluation["note"]) in section
+    assert section.count("<tr><td class='num'>") == len(evaluation["calibration"]) > 0
+
+
+def test_a_model_whose_bins_all_drown_in_the_noise_says_so_instead_of_an_empty_table() -> None:
+    # Prepare: too few rows for any group of bins to outweigh noise of sd 50
+    evaluation = private_evaluation(np.vstack([np.array([30.0, 20.0]), np.array([5.0, 9.0])]), noise_sd=50.0)
+    # Execute
+    page, _ = render_report(_model_result(evaluation), "Care needs")
+    # Assert
+    section = _section(page)
+    assert evaluation["calibration"] == []
+    assert "no group of score bins has rows that outweigh the noise" in section and "<table>" not in section
