@@ -233,8 +233,13 @@ def _evaluation_section(evaluation: dict[str, Any]) -> str:
     else:
         interval = evaluation.get("auc_interval")
         auc_text = f"AUC {auc:.3f}" + (" (95 % interval {:.3f} – {:.3f})".format(*interval) if interval else "")
-        heading = (f"<h2>Private evaluation</h2><p>{auc_text}, from noisy score histograms "
-                   f"({html.escape(str(evaluation.get('note', '')))}).</p>")
+        if evaluation.get("auc_informative", True):
+            heading = (f"<h2>Private evaluation</h2><p>{auc_text}, from noisy score histograms "
+                       f"({html.escape(str(evaluation.get('note', '')))}).</p>")
+        else:
+            heading = ("<h2>Private evaluation</h2><p>AUC not informative: the privacy noise on the score histograms "
+                       f"outweighs the rows ({auc_text}, which cannot tell chance from a perfect model). More "
+                       "residents or a larger privacy budget would give a usable AUC.</p>")
     groups = evaluation.get("calibration", [])
     if not groups:
         return heading + "<p>Calibration: no group of score bins has rows that outweigh the noise.</p>"

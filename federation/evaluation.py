@@ -51,7 +51,7 @@ def auc_estimate(negatives: np.ndarray, positives: np.ndarray, noise_sd: float) 
     sampling added, the population standard error. ``noise_sd``: the sd of the noise on one bin's count."""
     p_total, n_total = float(positives.sum()), float(negatives.sum())
     if p_total <= 0 or n_total <= 0:
-        return {"auc": None}
+        return {"auc": None, "auc_informative": False}
     above = np.concatenate([np.cumsum(positives[::-1])[::-1][1:], [0.0]])     # positives in higher bins
     below = np.concatenate([[0.0], np.cumsum(negatives)[:-1]])                 # negatives in lower bins
     auc = float((negatives * (above + 0.5 * positives)).sum() / (p_total * n_total))
@@ -64,8 +64,11 @@ def auc_estimate(negatives: np.ndarray, positives: np.ndarray, noise_sd: float) 
     sampling_var = max((a * (1 - a) + (p_total - 1) * (q1 - a * a) + (n_total - 1) * (q2 - a * a))
                        / (p_total * n_total), 0.0)
     total_se = math.sqrt(noise_se ** 2 + sampling_var)
+    low, high = auc - _Z95 * noise_se, auc + _Z95 * noise_se
     return {"auc": auc, "auc_noise_se": noise_se,
-            "auc_interval": [auc - _Z95 * noise_se, auc + _Z95 * noise_se],
+            # the noise alone cannot tell chance from a perfect model, or has pushed the estimate out of [0, 1]
+            "auc_informative": 0.0 <= auc <= 1.0 and not (low <= 0.5 and high >= 1.0),
+            "auc_interval": [low, high],
             "auc_interval_population": [auc - _Z95 * total_se, auc + _Z95 * total_se]}
 
 

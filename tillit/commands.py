@@ -111,7 +111,9 @@ def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) 
                  if "transition_mae" in found else "")
         if "transition_mae_row_by_row" in found:
             extra += f" (each row on its own counts: {found['transition_mae_row_by_row']:.4f})"
-        extra += f"; private AUC {found['auc']:.3f}" if "auc" in found else ""
+        if "auc" in found:
+            extra += (f"; private AUC {found['auc']:.3f}" if found["auc"] is not None
+                      else "; private AUC not informative at this size (the noise outweighs the rows)")
         if "top_factors" in found:
             extra += (f"; {found['top_factors_with_a_true_effect']} of the released top-10 factors carry a true "
                       f"effect ({found['adjusted_top_factors_with_a_true_effect']} of the top-10 adjusted for each "

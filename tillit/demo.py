@@ -211,7 +211,9 @@ def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipaliti
         if unsmoothed:
             found["transition_mae_row_by_row"] = round(_mae(unsmoothed, truth), 5)
     evaluation = result["outputs"].get("evaluation", {})
-    if evaluation.get("auc") is not None:
+    if evaluation and not (evaluation.get("auc") is not None and evaluation.get("auc_informative", True)):
+        found["auc"] = None   # the noise outweighs the rows at this size: the report says so
+    elif evaluation:
         found["auc"] = round(evaluation["auc"], 4)
         found["auc_interval"] = [round(v, 4) for v in evaluation["auc_interval"]]
         found["calibrated_within_intervals"] = evaluation["calibrated_within_intervals"]

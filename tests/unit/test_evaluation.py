@@ -21,6 +21,27 @@ def _histogram(rows: int = 60_000, seed: int = 2) -> tuple[np.ndarray, float]:
     return histogram, float(roc_auc_score(y, x @ params[0]))
 
 
+
+def test_the_auc_is_flagged_uninformative_where_the_noise_outweighs_the_rows_and_not_where_it_does_not() -> None:
+    # Prepare: the same model's histograms, at its study noise and at noise that outweighs its rows
+    histogram, _ = _histogram()
+    quiet, loud = 13.4 * np.sqrt(3), 5_000.0
+    # Execute: 100 noise draws (OpenDP's) at each scale
+    flags_quiet = [auc_estimate(*gaussian_release(histogram, quiet)[:2], quiet)["auc_informative"] for _ in range(100)]
+    loud_found = [auc_estimate(*gaussian_release(histogram, loud)[:2], loud) for _ in range(100)]
+    # Assert: informative every time at the study's noise; at the loud noise uninformative exactly when the
+    # interval spans chance and a perfect model or the estimate has left [0, 1], which is nearly always (2 % not)
+    assert all(flags_quiet)
+    for found in loud_found:
+        if found["auc"] is None:
+            assert found["auc_informative"] is False
+            continue
+        low, high = found["auc_interval"]
+        spans = low <= 0.5 and high >= 1.0
+        assert found["auc_informative"] is not (spans or not 0 <= found["auc"] <= 1)
+    assert np.mean([bool(f["auc_informative"]) for f in loud_found]) < 0.1
+
+
 def test_the_auc_from_noisy_histograms_is_unbiased_where_clipping_the_noise_was_not() -> None:
     # Prepare: exact histograms; the noise of three nodes at a tenth of epsilon 1 (sd ~23 per bin)
     histogram, exact = _histogram()

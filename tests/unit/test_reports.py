@@ -60,3 +60,17 @@ def test_a_model_whose_bins_all_drown_in_the_noise_says_so_instead_of_an_empty_t
     section = _section(page)
     assert evaluation["calibration"] == []
     assert "no group of score bins has rows that outweigh the noise" in section and "<table>" not in section
+
+
+def test_an_auc_whose_noise_spans_chance_and_a_perfect_model_is_shown_as_not_informative() -> None:
+    # Prepare: a few hundred rows under noise of sd 150 per bin, as in the demo test's small town
+    negatives = np.array([120.0, 300.0, -90.0, 210.0, 60.0])
+    positives = np.array([-40.0, 150.0, 20.0, -80.0, 95.0])
+    evaluation = private_evaluation(np.vstack([negatives, positives]), noise_sd=150.0)
+    # Execute
+    page, _ = render_report(_model_result(evaluation), "Care needs")
+    # Assert
+    section = _section(page)
+    assert evaluation["auc_informative"] is False
+    assert "AUC not informative" in section and f"AUC {evaluation['auc']:.3f}" in section
+    assert "from noisy score histograms (" not in section
