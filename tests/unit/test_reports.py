@@ -9,6 +9,8 @@ import numpy as np
 
 from coordinator.reports import render_report
 from federation.evaluation import private_evaluation
+from federation.privacy import gaussian_release
+from federation.tasks import Design, evaluation_statistics, predict_proba
 
 
 def _model_result(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -74,3 +76,32 @@ def test_an_auc_whose_noise_spans_chance_and_a_perfect_model_is_shown_as_not_inf
     assert evaluation["auc_informative"] is False
     assert "AUC not informative" in section and f"AUC {evaluation['auc']:.3f}" in section
     assert "from noisy score histograms (" not in section
+
+
+def test_the_report_renders_for_every_noise_draw_at_the_demo_tests_size() -> None:
+    # Prepare: exact score histograms of a rare outcome (~1,000 of 40,000 rows) and the per-bin noise sd the demo
+    # test's care-needs model had (139): the noisy class total falls to zero or below in about one draw in six
+    rng = np.random.default_rng(5)   # test data, not privacy noise
+    rows = 40_000
+    x = np.column_stack([rng.random((rows, 2)), np.ones(rows)])
+    params = np.array([[4.0, 1.5, -7.0]])
+    y = (rng.random(rows) < predict_proba(params, x)[:, 1]).astype(np.int64)
+    histogram, _ = evaluation_statistics(Design(x=x, y=y, resident=np.arange(rows), residents=rows), params, 50)
+    # Execute: 200 releases (OpenDP's noise), each evaluated and rendered
+    found = []
+    for _ in range(200):
+        evaluation = private_evaluation(gaussian_release(histogram, 139.0), 139.0)
+        found.append((evaluation, _section(render_report(_model_result(evaluation), "Care needs")[0])))
+    # Assert: every page renders and says which of the three cases it is in, and the draws reached all of them
+    said = {"none": 0, "uninformative": 0, "auc": 0}
+    for evaluation, section in found:
+        if evaluation["auc"] is None:
+            assert "AUC not available" in section
+            said["none"] += 1
+        elif not evaluation["auc_informative"]:
+            assert "AUC not informative" in section
+            said["uninformative"] += 1
+        else:
+            assert f"AUC {evaluation['auc']:.3f} (95 % interval" in section and "not informative" not in section
+            said["auc"] += 1
+    assert said["none"] > 0 and said["uninformative"] > 0, said
