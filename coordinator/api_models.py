@@ -16,9 +16,9 @@ from coordinator.lifecycle import StudyStatus
 __all__ = [
     "DATASET_ID", "PERIOD", "STUDY_ID", "Amount", "AuditEntryOut", "AuditHeadOut", "BalanceOut", "CapSetting",
     "ChainReportOut", "CostPreviewOut", "DatasetCostOut", "DatasetOut", "DecisionOut", "DecisionRequest",
-    "EnrollmentOut", "EnrollmentRequest", "HealthOut", "LedgerEntryOut", "LedgerOut", "MunicipalityCapOut", "NoiseMeaning",
-    "NewPrincipal", "NewPrincipalOut", "NodeOut", "PrincipalOut", "PrivacyOut", "RegisterEntryOut", "RegisterOut",
-    "RevokedPrincipalOut",
+    "EnrollmentOut", "EnrollmentRequest", "HealthOut", "LedgerEntryOut", "LedgerOut", "MunicipalityBalanceOut",
+    "MunicipalityCapOut", "NoiseMeaning", "NewPrincipal", "NewPrincipalOut", "NodeOut", "PrincipalOut", "PrivacyOut",
+    "RegisterEntryOut", "RegisterOut", "RevokedPrincipalOut",
     "StudyCost", "StudyCreatedOut", "StudyDraft", "StudyOut", "StudyResultOut", "TemplateOut", "Verdict",
     "WhoAmIOut",
 ]
@@ -200,6 +200,12 @@ class DatasetCostOut(Amount):
 
 class MunicipalityCapOut(BalanceOut):
     fits: bool
+
+
+class MunicipalityBalanceOut(BalanceOut):
+    """A municipality's cap per resident over all its silos, for one period, and what was spent against it."""
+
+    municipality: str
 
 
 class CostPreviewOut(BaseModel):

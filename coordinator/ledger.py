@@ -25,8 +25,8 @@ from federation.privacy import Balance, PrivacyLoss, make_cap
 if TYPE_CHECKING:
     from coordinator.state import Coordinator
 
-__all__ = ["balance", "balances", "charge", "ledger_entries", "municipality_balance", "set_budget",
-           "set_municipality_cap"]
+__all__ = ["balance", "balances", "charge", "ledger_entries", "municipality_balance", "municipality_balances",
+           "set_budget", "set_municipality_cap"]
 
 
 def set_budget(coordinator: Coordinator, session: Session, actor: str, dataset: str, period: str,
@@ -81,6 +81,15 @@ def municipality_balance(session: Session, municipality: str, period: str) -> Ba
         return None
     return Balance(f"municipality {municipality} (per resident, all silos)", period, PrivacyLoss(cap.cap_units),
                    _spent(session, period, municipality=municipality), cap.delta)
+
+
+def municipality_balances(session: Session, period: str | None = None) -> list[tuple[str, Balance]]:
+    """Every municipality cap in force (the latest per municipality and period), with what was spent against it."""
+    query = select(MunicipalityCap.municipality, MunicipalityCap.period).distinct()
+    if period:
+        query = query.where(MunicipalityCap.period == period)
+    found = [(m, municipality_balance(session, m, p)) for m, p in sorted((r[0], r[1]) for r in session.execute(query))]
+    return [(m, b) for m, b in found if b is not None]
 
 
 def balances(session: Session, dataset: str | None = None, period: str | None = None) -> list[Balance]:

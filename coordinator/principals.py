@@ -57,6 +57,8 @@ def create_principal(signer: SigningKey, session: Session, actor: str, name: str
         raise UsageError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     if role in ("privacy_officer", "node") and not datasets:
         raise UsageError(f"a {role.replace('_', ' ')} must be given the datasets they answer for")
+    if role in ("admin", "analyst") and datasets:
+        raise UsageError(f"an {role} answers for no dataset (only privacy officers and nodes do): give no datasets")
     if session.execute(select(Principal).where(Principal.name == name)).scalar_one_or_none() is not None:
         raise Conflict(f"a principal named {name!r} exists already")
     token = "tlt_" + secrets.token_urlsafe(32)

@@ -176,7 +176,13 @@ def budget_cap(client: CoordinatorClient, municipality: str, period: str, epsilo
 
 
 def budget_show(client: CoordinatorClient, dataset: str | None, period: str | None) -> int:
+    """The datasets' budgets; then, unless one dataset was asked for, the municipalities' caps."""
     _table(_balance_rows(client.get("/v1/budgets", dataset=dataset, period=period)), _BALANCE_COLUMNS)
+    caps = [] if dataset else client.get("/v1/caps", period=period)
+    if caps:
+        print()
+        _table(_balance_rows([{**c, "name": c["municipality"]} for c in caps]),
+               [("name", "municipality cap (per resident, all silos)"), *_BALANCE_COLUMNS[1:]])
     return 0
 
 

@@ -1,17 +1,17 @@
-"""Principals (admin only: add, list, revoke), who-am-I, and municipality-wide caps."""
+"""Principals (admin only: add, list, revoke), who-am-I, and municipality-wide caps (set by admins, read by staff)."""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 
-from coordinator.api_models import (PERIOD, BalanceOut, CapSetting, NewPrincipal, NewPrincipalOut, PrincipalOut,
-                                   RevokedPrincipalOut, WhoAmIOut)
+from coordinator.api_models import (PERIOD, BalanceOut, CapSetting, MunicipalityBalanceOut, NewPrincipal,
+                                   NewPrincipalOut, PrincipalOut, RevokedPrincipalOut, WhoAmIOut)
 from coordinator.authz import CoordinatorDep, CurrentPrincipal, SessionDep
-from coordinator.ledger import set_municipality_cap
+from coordinator.ledger import municipality_balances, set_municipality_cap
 from coordinator.models import Principal
 from coordinator.principals import create_principal, revoke_principal
 from coordinator.routes._common import ERRORS
@@ -54,3 +54,9 @@ def put_cap(municipality: Municipality, period: Period, body: CapSetting, princi
             coordinator: CoordinatorDep, session: SessionDep) -> dict[str, Any]:
     return set_municipality_cap(coordinator, session, principal.name, municipality, period,
                                 body.epsilon, body.rho, body.delta).to_json()
+
+
+@router.get("/v1/caps", name="list_municipality_caps", response_model=list[MunicipalityBalanceOut])
+def list_caps(principal: CurrentPrincipal, session: SessionDep,
+              period: Annotated[str | None, Query(pattern=PERIOD)] = None) -> list[dict[str, Any]]:
+    return [{"municipality": m, **b.to_json()} for m, b in municipality_balances(session, period)]

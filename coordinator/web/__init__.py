@@ -1,5 +1,5 @@
-"""The coordinator's web pages: server-rendered (Jinja2), usable without JavaScript, for privacy officers,
-analysts, node operators and the public.
+"""The coordinator's web pages: server-rendered (Jinja2), usable without JavaScript, for admins, privacy
+officers, analysts, node operators and the public.
 
 Pages call the same services as the JSON API and are checked against the same policy table
 (:mod:`coordinator.authz`); they sign in through a session cookie (:mod:`coordinator.web.sessions`), which the
@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from coordinator.web import pages_analyst, pages_auth, pages_officer, pages_public
+from coordinator.web import pages_admin, pages_analyst, pages_auth, pages_officer, pages_public
 from coordinator.web.deps import PageError, SignInRequired, is_page
 from coordinator.web.render import PAGE_CSP, REPORT_CSP, error_page
 
@@ -26,7 +26,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the pages, their static files and the answers only pages give (sign-in redirect, CSRF refusal)."""
-    for module in (pages_auth, pages_officer, pages_analyst, pages_public):
+    for module in (pages_auth, pages_admin, pages_officer, pages_analyst, pages_public):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -62,7 +62,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "home_officer": "Decide on studies that use your datasets, set their budgets, and read the ledger and the "
                         "audit log.",
         "home_analyst": "Draft studies from templates, follow them while they run and read their results.",
-        "home_admin": "Read the ledger, the audit log and the nodes' status.",
+        "home_admin": "Add and revoke principals, set municipality caps, and read the ledger, the audit log and "
+                      "the nodes' status.",
         "home_node": "See your node's enrolment and its last validation verdict.",
         "waiting_count": "{count} study waiting for your decision",
         "waiting_count_plural": "{count} studies waiting for your decision",
@@ -92,6 +93,74 @@ STRINGS: dict[str, dict[str, str]] = {
         "epsilon_invalid": "Enter a budget ε as a number from 0.001 to 100",
         "budget_saved": "Budget set: ε {eps} for {dataset}, period {period}.",
         "save_budget": "Save the budget",
+        # admin
+        "nav_principals": "Principals",
+        "nav_caps": "Municipality caps",
+        "principals_title": "Principals",
+        "principals_intro": "Everyone and every node that may call this coordinator, with the role that decides what "
+                            "they may do. A principal is never changed or deleted, only revoked; each addition and "
+                            "revocation is in the audit log.",
+        "principals_caption": "Principals, in the order they were added",
+        "principal_name": "Name", "principal_role": "Role", "principal_datasets": "Answers for",
+        "principal_added": "Added", "principal_status": "Status",
+        "principal_active": "active", "principal_revoked_at": "revoked {at}", "revoke": "Revoke",
+        "principal_revoked": "{name} is revoked: their token and browser sessions no longer work.",
+        "principal_add": "Add a principal",
+        "principal_add_intro": "The new principal's access token is shown once, on the next page: hand it to them "
+                               "over a channel you trust. Only its SHA-256 is kept.",
+        "principal_name_label": "Name",
+        "principal_name_hint": "Lower-case letters, digits, dots, dashes or underscores, 2 to 64 characters, for "
+                               "example espoo.health.officer.",
+        "principal_name_invalid": "Enter a name of 2 to 64 lower-case letters, digits, dots, dashes or underscores, "
+                                  "starting with a letter or digit",
+        "principal_role_label": "Role",
+        "principal_role_hint": "Choose one.",
+        "principal_role_missing": "Choose a role",
+        "role_does_admin": "adds and revokes principals and sets municipality caps",
+        "role_does_privacy_officer": "sets budgets and approves or rejects studies on their datasets",
+        "role_does_analyst": "drafts, runs and reads studies",
+        "role_does_node": "a sector's node: enrolls its dataset and reports its validation",
+        "principal_datasets_label": "Datasets they answer for (privacy officers and nodes only)",
+        "principal_datasets_hint": "municipality/sector, separated by commas or spaces. Registered now: {known}.",
+        "principal_no_datasets_yet": "none yet (a dataset is registered when its node enrolls)",
+        "principal_datasets_invalid": "Enter datasets as municipality/sector in lower case, for example "
+                                      "espoo/health_care (not: {bad})",
+        "principal_add_button": "Add the principal",
+        "principal_created_title": "{name} is added",
+        "principal_created": "Added {name} as {role}.",
+        "principal_token_once": "This is their access token. Copy it now and hand it over securely: it is not shown "
+                                "again, and this page is not kept by your browser. If it is lost, revoke {name} and "
+                                "add them again under a new name.",
+        "principal_token_label": "Access token of {name}",
+        "principal_answers_for": "Answers for: {datasets}.",
+        "principal_datasets_not_enrolled": "Not registered yet: {datasets}. A dataset is registered when its node "
+                                           "enrolls; until then nothing can be decided or run on it.",
+        "principal_back": "Back to the principals",
+        "principal_unknown": "There is no principal named {name}.",
+        "revoke_title": "Revoke {name}",
+        "revoke_what": "Revoking {name} ({role}) ends their access at once: their token is refused on every request "
+                       "and their browser sessions end. It cannot be undone; to let them back, add them again under "
+                       "a new name.",
+        "revoke_yourself": "This is you: you will be signed out.",
+        "revoke_button": "Revoke {name}",
+        "revoke_cancel": "Cancel and go back to the principals",
+        "caps_title": "Municipality caps",
+        "caps_intro": "A municipality's cap bounds what all studies together may spend per resident over every "
+                      "sector's dataset in that municipality, for a data period, on top of each dataset's own "
+                      "budget. A study that would exceed it cannot be approved.",
+        "caps_caption": "The cap in force per municipality and period, with what was spent against it",
+        "caps_empty": "No municipality has a cap yet.",
+        "municipality": "Municipality", "spent": "ε spent", "remaining": "ε left",
+        "set_cap": "Set a cap",
+        "set_cap_intro": "A new cap replaces the one in force for that municipality and period; what was spent stays "
+                         "spent.",
+        "municipality_label": "Municipality",
+        "municipality_hint": "As in its datasets' names, for example espoo. Municipalities with datasets: {known}.",
+        "no_municipalities_yet": "none yet",
+        "municipality_invalid": "Enter a municipality of 1 to 48 lower-case letters, digits, dashes or underscores",
+        "cap_epsilon_label": "Cap as ε (per resident over all sectors, at δ = 1 in a million)",
+        "cap_saved": "Cap set: ε {eps} for {municipality}, period {period}.",
+        "save_cap": "Save the cap",
         "approvals_title": "Studies waiting for your decision",
         "approvals_empty": "There are no studies waiting for your decision.",
         "study": "Study", "analyst": "Analyst", "organisation": "Organisation", "your_datasets": "Your datasets",

@@ -3,7 +3,8 @@ real health-care node (Flower SuperLink and SuperNode, TLS, signed specs) starte
 
 An officer signs in and sets a budget; an analyst drafts a study and sees its cost previewed as the form fills;
 the officer approves it with the keyboard alone (Tab, Space, Enter); the study runs; the analyst sees its results
-and downloads them. An analyst gets the 403 page for the approval page; a form without its CSRF token is refused;
+and downloads them. An admin adds a principal (its token shown once), revokes it after a confirmation and sets a
+municipality's cap. An analyst gets the 403 page for the approval page; a form without its CSRF token is refused;
 the public register reads signed out. On every page axe-core (vendored from npm, ``vendor/axe.min.js``) must find
 no violation, and the browser must report no Content-Security-Policy violation. Screenshots go to the test's
 temporary directory (the path is printed).
@@ -307,6 +308,48 @@ def test_a_forged_form_without_its_csrf_token_is_refused(site: Site) -> None:
     assert "budget set to ε 99" not in page.inner_text("main") and "ε 98" not in page.inner_text("main")
     context.close()
 
+
+def test_an_admin_adds_a_principal_revokes_it_and_sets_a_municipality_cap(site: Site) -> None:
+    context = site.context()
+    page = context.new_page()
+    csp = _watch_csp(page)
+    _sign_in(site, page, "admin")
+    _checked(site, page, "admin-home")
+    # a form with mistakes: the error summary, each field marked
+    _follow(page, "text=Principals")
+    _checked(site, page, "principals")
+    page.fill("#name", "X")
+    _follow(page, "button:has-text('Add the principal')")
+    assert page.title().startswith("Error: Principals") and "Choose a role" in page.inner_text(".error-summary")
+    _checked(site, page, "principals-with-errors")
+    # the principal added: the token once, and it works
+    page.fill("#name", "espoo.welfare.officer")
+    page.check("#role-privacy_officer")
+    page.fill("#datasets", "espoo/child_welfare")
+    _follow(page, "button:has-text('Add the principal')")
+    token = page.input_value("#token")
+    assert token.startswith("tlt_") and "Not registered yet: espoo/child_welfare." in page.inner_text("main")
+    _checked(site, page, "principal-created")
+    me = httpx.get(f"{site.url}/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    assert me == {"name": "espoo.welfare.officer", "role": "privacy_officer", "datasets": ["espoo/child_welfare"]}
+    # revoked after the confirmation page: the token no longer works
+    page.goto(site.url + "/principals")
+    _follow(page, "a[href='/principals/espoo.welfare.officer/revoke']")
+    _checked(site, page, "revoke-confirmation")
+    _follow(page, "button:has-text('Revoke espoo.welfare.officer')")
+    assert "espoo.welfare.officer is revoked" in page.inner_text(".banner")
+    assert httpx.get(f"{site.url}/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 401
+    # a municipality cap
+    _follow(page, "text=Municipality caps")
+    _checked(site, page, "caps-empty")
+    page.fill("#municipality", "espoo")
+    page.fill("#period", "2030")
+    page.fill("#epsilon", "6")
+    _follow(page, "button:has-text('Save the cap')")
+    assert "Cap set: ε 6.00 for espoo, period 2030." in page.inner_text(".banner")
+    _checked(site, page, "caps-set")
+    assert csp == []
+    context.close()
 
 def test_every_page_was_checked_by_axe(site: Site) -> None:
     # the tests above ran axe on each kind of page; this one lists them (and fails if a test above was skipped)

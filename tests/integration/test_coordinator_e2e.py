@@ -193,3 +193,19 @@ def test_a_crash_between_charge_and_release_keeps_the_charge_once(staffed: Platf
     assert released["finished_at"] is not None
     code, out, _ = platform.cli(None, "audit", "verify", "--state", str(platform.state))
     assert code == 0, out
+
+
+def test_budget_show_lists_the_municipality_caps_an_admin_set(staffed: Platform) -> None:
+    # Prepare
+    platform = staffed
+    code, _, err = platform.cli("admin", "budget", "cap", "--municipality", "espoo", "--period", "2031",
+                                "--epsilon", "4")
+    assert code == 0, err
+    # Execute
+    code, out, err = platform.cli("officer", "budget", "show", "--period", "2031")
+    one_dataset = platform.cli("officer", "budget", "show", "--dataset", DATASET)
+    # Assert: the cap, under its own heading; not shown when one dataset is asked for
+    assert code == 0, err
+    cap_lines = out.split("municipality cap (per resident, all silos)", 1)[1].splitlines()
+    assert any(line.split()[:3] == ["espoo", "2031", "1e-06"] and line.split()[3] == "4" for line in cap_lines), out
+    assert one_dataset[0] == 0 and "municipality cap" not in one_dataset[1]
