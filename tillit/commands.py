@@ -115,10 +115,12 @@ def demo(out: Path, residents: int, municipalities: tuple[str, ...], seed: int) 
             extra += (f"; private AUC {found['auc']:.3f}" if found["auc"] is not None
                       else "; private AUC not informative at this size (the noise outweighs the rows)")
         if "top_factors" in found:
+            adjusted = found["adjusted_top_factors_with_a_true_effect"]
             extra += (f"; {found['top_factors_with_a_true_effect']} of the released top-10 factors carry a true "
-                      f"effect ({found['adjusted_top_factors_with_a_true_effect']} of the top-10 adjusted for each "
-                      "other" + (f"; their model's AUC {found['adjusted_auc']:.3f}, from the counts alone"
-                                 if "adjusted_auc" in found else "")
+                      "effect (" + ("the model adjusting them for each other is not determined at this size"
+                                    if adjusted is None else f"{adjusted} of the top-10 adjusted for each other")
+                      + (f"; their model's AUC {found['adjusted_auc']:.3f}, from the counts alone"
+                         if "adjusted_auc" in found else "")
                       + f"), {found['true_top10_terms_found_in_released_top10']} of the true top-10 terms are "
                       f"among the released top-10 factors and pairs; {found['bytes_moved'] / 1e6:.0f} MB relayed, "
                       "all of it sealed or noisy")

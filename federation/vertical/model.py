@@ -19,8 +19,10 @@ Two fits from the same statistics:
   what it preserves (``benchmarks/README.md``). It is reported as such, beside the exact linear model.
 Standard errors combine sampling (``(XᵀX)⁻¹ ȳ(1−ȳ)`` for the linear model, ``(XᵀX)⁻¹/w`` for the step) and the
 DP noise of every released count, propagated through the fit by its Jacobian (computed by finite differences
-over the released counts — deterministic, no random draws). A noisy XᵀX that is not positive definite is
-projected to the nearest one (eigenvalues floored) before solving; the output says how many were floored.
+over the released counts — deterministic, no random draws). A noisy XᵀX that is not positive definite does not
+determine the model: flooring even one eigenvalue puts coefficients of 10⁸ along its direction (measured on
+20,000 children, 2–4 of 8 releases). Then no model and no evaluation is given, only why (:func:`undetermined`);
+on the synthetic town that is every release below about 12,000 children and none at 62,000.
 
 The model is evaluated from the same counts (:func:`evaluate`): AUC, Brier score, calibration in the large — no
 per-resident score is ever formed, here or at a node.
@@ -36,7 +38,7 @@ import numpy as np
 
 from federation.projection import Z95
 
-__all__ = ["Statistics", "adjusted_model", "evaluate", "logistic_normal_mean", "statistics_from"]
+__all__ = ["Statistics", "adjusted_model", "evaluate", "logistic_normal_mean", "statistics_from", "undetermined"]
 
 #: a standard normal on a fine grid over ±8 sd (weights normalised) for means over a normal score: unlike a
 #: 40-point Gauss–Hermite rule, it stays accurate when a noisy score's sd is wide (15 logits and more)
@@ -123,6 +125,17 @@ def _solve(xtx: np.ndarray, xty: np.ndarray) -> tuple[np.ndarray, np.ndarray, in
     return inverse @ xty, inverse, floored
 
 
+def undetermined(stats: Statistics) -> str | None:
+    """Why the released counts do not determine the model (a noisy XᵀX that is not positive definite), or None."""
+    xtx, xty = stats.matrices()
+    _, _, floored = _solve(xtx, xty)
+    if not floored:
+        return None
+    return (f"the noise outweighs the counts at this size: {floored} of the {len(xtx)} directions of the model's "
+            "XᵀX came out at or below zero, so the released counts do not determine the adjusted model (more "
+            "children, fewer screened factors or a larger budget would)")
+
+
 def _fits(stats: Statistics, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xtx, xty = stats.matrices(values)
     linear, _, _ = _solve(xtx, xty)
@@ -159,9 +172,13 @@ def _noise_variance(stats: Statistics, measures: Callable[[np.ndarray], np.ndarr
 
 
 def adjusted_model(stats: Statistics) -> dict[str, Any]:
-    """Both fits with 95 % intervals (sampling + DP noise), factors ranked by |z| of the logistic step."""
+    """Both fits with 95 % intervals (sampling + DP noise), factors ranked by |z| of the logistic step; or, where
+    the counts do not determine them, ``{"unavailable": why}`` (:func:`undetermined`)."""
+    why = undetermined(stats)
+    if why is not None:
+        return {"unavailable": why}
     xtx, xty = stats.matrices()
-    _, inverse, floored = _solve(xtx, xty)
+    _, inverse, _ = _solve(xtx, xty)
     linear, step = _fits(stats, stats.values)
     rate = min(max(xty[0] / max(xtx[0, 0], 1.0), 1e-4), 1 - 1e-4)
     weight = rate * (1 - rate)
@@ -193,7 +210,6 @@ def adjusted_model(stats: Statistics) -> dict[str, Any]:
         "factors": rows,
         "intercept": {"log_odds": float(step[0]), "risk": float(linear[0])},
         "outcome_rate": rate,
-        "eigenvalues_floored": floored,
         "method": "sufficient statistics (XᵀX, Xᵀy) from the released counts; linear probability model exact; "
                   "logistic model by one Newton step from the null model (an approximation, see the README)",
     }
@@ -267,6 +283,9 @@ def evaluate(stats: Statistics) -> dict[str, Any]:
     """
     if not stats.has_case_moments:
         return {"unavailable": "the pairs' case counts were not released, so the score's class moments are unknown"}
+    why = undetermined(stats)
+    if why is not None:
+        return {"unavailable": why}
     found = _evaluation_values(stats, stats.values)
     if found is None:
         return {"unavailable": "the noisy counts leave a class empty or the score without spread"}
@@ -275,7 +294,6 @@ def evaluate(stats: Statistics) -> dict[str, Any]:
         return {"unavailable": "the noisy counts leave a class nearly empty or the score nearly without spread"}
     auc, brier, scaled, expected = (float(v) for v in found)
     xtx, xty = stats.matrices()
-    _, _, floored = _solve(xtx, xty)
     cases, others = max(float(xty[0]), 1.0), max(float(xtx[0, 0] - xty[0]), 1.0)
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
     sampling = max((auc * (1 - auc) + (cases - 1) * (q1 - auc**2) + (others - 1) * (q2 - auc**2)) / (cases * others),
@@ -285,16 +303,13 @@ def evaluate(stats: Statistics) -> dict[str, Any]:
     return {
         "auc": {"estimate": auc, "lower": max(auc - Z95 * se, 0.0), "upper": min(auc + Z95 * se, 1.0), "se": se,
                 "noise_share": float(noise[0] / (sampling + noise[0])) if sampling + noise[0] > 0 else 0.0},
-        # in-sample least squares with an intercept lies in [0, ȳ(1 − ȳ)]: outside it, or from an XᵀX that had to
-        # be made positive definite, the noise decided the number
+        # in-sample least squares with an intercept lies in [0, ȳ(1 − ȳ)]: outside it, the noise decided the number
         **({"brier": {"estimate": brier, "noise_sd": float(math.sqrt(noise[1]))},
             "scaled_brier": {"estimate": scaled, "noise_sd": float(math.sqrt(noise[2]))}}
-           if 0.0 <= scaled <= 1.0 and not floored else
+           if 0.0 <= scaled <= 1.0 else
            {"brier": None, "scaled_brier": None,
             "brier_unavailable": "the noisy counts put the Brier score outside [0, ȳ(1 − ȳ)], where least squares "
-                                 "cannot be: the noise, not the data, decided it" if floored == 0 else
-                                 "the noisy XᵀX was not positive definite, so the Brier identity measures no squared "
-                                 "error: the noise, not the data, decided it"}),
+                                 "cannot be: the noise, not the data, decided it"}),
         "calibration_in_the_large": {"observed_rate": rate, "mean_predicted_risk": expected,
                                      "noise_sd": float(math.sqrt(noise[3])),
                                      "ratio": expected / rate if rate > 0 else None},

@@ -182,7 +182,8 @@ def ranking_stability(screened: list[str], released: Released, noise_at: dict[fl
         ranked = rank_factors(factor_tables(found), len(found.exposed))
         stats = statistics_from(found, screened) if screened else None
         return ([str(r["factor"]) for r in ranked[:10]],
-                [str(r["factor"]) for r in adjusted_model(stats)["factors"][:ADJUSTED_TOP]] if stats is not None else [])
+                [str(r["factor"]) for r in adjusted_model(stats).get("factors", [])[:ADJUSTED_TOP]]
+                if stats is not None else [])
 
     exact_factors, exact_adjusted = tops(_with_noise(released, None))
     counts = sum(len(found) for found in _counts(released).values())
@@ -195,7 +196,7 @@ def ranking_stability(screened: list[str], released: Released, noise_at: dict[fl
         for draw in range(draws):
             factors, adjusted = tops(_with_noise(released, scale, normals[draw]))
             kept_factors.append(len(set(factors) & set(exact_factors)))
-            if exact_adjusted and adjusted:
+            if exact_adjusted:   # a draw whose counts determine no model keeps none
                 kept_adjusted.append(len(set(adjusted) & set(exact_adjusted)))
         sd = max(sd for _, sd in released.exposed_cases.values()) * scale if released.exposed_cases else 0.0
         rows.append({"epsilon": epsilon, "noise_sd_exposed_cases": sd,
@@ -206,7 +207,8 @@ def ranking_stability(screened: list[str], released: Released, noise_at: dict[fl
     return {"rows": rows, "draws": draws, "adjusted_top": ADJUSTED_TOP,
             "method": "this study's released counts taken as the exact ones; releases drawn around them with each "
                       "ε's noise (OpenDP); how many of the top 10 without that noise the factors one at a time keep, "
-                      f"and of the top {ADJUSTED_TOP} the adjusted model over this study's screened factors. "
+                      f"and of the top {ADJUSTED_TOP} the adjusted model over this study's screened factors (none "
+                      "where a release's counts do not determine that model). "
                       "Post-processing of the release: no privacy cost. It describes a town like the released one, "
                       "not a known truth."}
 

@@ -28,6 +28,7 @@ from schemas import ContractCatalog
 TOP = 20
 SMALL_COHORT = 4_136     # children 0–17 among 20,000 residents, as in the demo's sample run
 LARGE_COHORT = 62_000    # children among Espoo's 300,000 residents
+MEDIUM_COHORT = 20_000   # where some releases' counts determine the adjusted model and some do not
 BASE_RISK = 0.06
 SVG_NAMESPACE = 'xmlns="http://www.w3.org/2000/svg"'
 
@@ -332,8 +333,8 @@ def test_an_evaluation_that_cannot_be_computed_costs_the_study_nothing_but_the_e
         raise FloatingPointError("overflow")
 
     monkeypatch.setattr(model, "evaluate", fails)
-    # Execute
-    result = _make_result(SMALL_COHORT, seed=9)
+    # Execute: a release whose counts determine the model (seed 0)
+    result = _make_result(MEDIUM_COHORT, seed=0)
     page, _ = render_report(result, "Risk factors")
     # Assert
     adjusted = result["outputs"]["adjusted_model"]
@@ -341,11 +342,12 @@ def test_an_evaluation_that_cannot_be_computed_costs_the_study_nothing_but_the_e
     assert "Not available: the evaluation could not be computed" in page
 
 
-def test_a_brier_score_that_the_noise_put_out_of_range_is_not_shown_as_a_number(sample: dict[str, Any]) -> None:
-    # Prepare: the small cohort's counts are mostly noise (its XᵀX is nearly singular)
-    evaluation = sample["outputs"]["adjusted_model"]["evaluation"]
+def test_a_brier_score_that_the_noise_put_out_of_range_is_not_shown_as_a_number() -> None:
+    # Prepare: a release whose counts determine the model but put its Brier score out of range (seed 3)
+    result = _make_result(MEDIUM_COHORT, seed=3)
+    evaluation = result["outputs"]["adjusted_model"]["evaluation"]
     # Execute
-    page, _ = render_report(sample, "Risk factors")
+    page, _ = render_report(result, "Risk factors")
     # Assert
     assert evaluation["scaled_brier"] is None and "the noise, not the data, decided it" in evaluation["brier_unavailable"]
     section = page[page.index("How well the model predicts"):]
@@ -372,4 +374,20 @@ def test_a_model_that_cannot_be_fitted_costs_the_study_nothing_but_the_model(mon
     assert outputs["ranking"] and outputs["pairs"]
     assert outputs["adjusted_model"]["factors"] == [] and "LinAlgError" in outputs["adjusted_model"]["unavailable"]
     assert "Not available: the model could not be fitted" in page
+    assert tables["adjusted.csv"][1] == []
+
+
+def test_a_model_the_noisy_counts_do_not_determine_is_withheld_and_the_page_says_why(sample: dict[str, Any]) -> None:
+    # Prepare: the small cohort (4,136 children): the noise on its pair counts leaves XᵀX indefinite, where
+    # flooring its eigenvalues used to print odds ratios of 10³⁰⁴
+    adjusted = sample["outputs"]["adjusted_model"]
+    # Execute
+    page, tables = render_report(sample, "Risk factors")
+    # Assert
+    assert adjusted["factors"] == [] and "evaluation" not in adjusted
+    assert "the released counts do not determine the adjusted model" in adjusted["unavailable"]
+    section = page[page.index("The screened factors adjusted for each other"):]
+    assert section.startswith("The screened factors adjusted for each other</h3><p>Not available: the noise outweighs")
+    adjusted_section = section[:section.find("<h3>")]   # up to the next section (privacy against utility)
+    assert "How well the model predicts" not in page and "<table" not in adjusted_section
     assert tables["adjusted.csv"][1] == []

@@ -1,5 +1,6 @@
 """The adjusted model from released sufficient statistics: exact least squares without noise, the stated logistic
-step, intervals whose noise part matches simulated releases, and a non-positive-definite XᵀX survived; its
+step, intervals whose noise part matches simulated releases, and no model where a noisy XᵀX does not determine
+one; its
 evaluation from the same counts: the binormal AUC, the exact Brier score, calibration in the large."""
 
 from __future__ import annotations
@@ -77,20 +78,30 @@ def test_the_noise_part_of_the_interval_matches_simulated_releases() -> None:
         assert 0.75 < predicted[f] / simulated < 1.33, (f, predicted[f], simulated)
 
 
-def test_a_noisy_xtx_that_is_not_positive_definite_still_gives_finite_estimates() -> None:
-    # Prepare: two identical factors (a singular XᵀX), then a pair count pushed far above the exposed counts
+def test_a_noisy_xtx_that_is_not_positive_definite_gives_no_model_and_no_evaluation_but_why() -> None:
+    # Prepare: a pair count pushed far above its factors' exposed counts, as noise does in a small town
     x, y, names = _cohort(k=3)
-    x = np.column_stack([x, x[:, 0]])
-    names = names + ["copy"]
     released = _released(x, y, names)
     released.both[("f1", "f2")] = (released.both[("f1", "f2")][0] + 5_000, 0.0)
     stats = statistics_from(released, names)
     assert stats is not None
     # Execute
+    model, evaluation = adjusted_model(stats), evaluate(stats)
+    # Assert: the why names how many directions, and nothing numeric is given
+    assert set(model) == {"unavailable"} and set(evaluation) == {"unavailable"}
+    assert "1 of the 4 directions of the model's XᵀX came out at or below zero" in model["unavailable"]
+    assert evaluation["unavailable"] == model["unavailable"]
+
+
+def test_the_same_counts_without_the_push_give_a_model() -> None:
+    # Prepare: the counterpart of the test above, so that it cannot pass for a model that is never given
+    x, y, names = _cohort(k=3)
+    stats = statistics_from(_released(x, y, names), names)
+    assert stats is not None
+    # Execute
     model = adjusted_model(stats)
     # Assert
-    assert model["eigenvalues_floored"] >= 1
-    assert all(math.isfinite(r["log_odds"]["estimate"]) and math.isfinite(r["z"]) for r in model["factors"])
+    assert "unavailable" not in model and len(model["factors"]) == 3
 
 
 def test_without_every_pair_among_the_factors_there_is_no_model() -> None:
