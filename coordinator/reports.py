@@ -230,27 +230,40 @@ def _evaluation_section(evaluation: dict[str, Any]) -> str:
         heading = ("<h2>Private evaluation</h2><p>AUC not available: after the privacy noise, the rows with the "
                    f"outcome or the rows without it came to zero or less{totals}. The noise outweighs them; more "
                    "residents or a larger privacy budget would give an AUC.</p>")
+    elif not evaluation.get("auc_informative", True):
+        low, high = evaluation.get("auc_interval") or (auc, auc)
+        why = (f"the estimate, {auc:.2f}, fell outside the possible range 0–1" if not 0 <= auc <= 1 else
+               f"its 95 % noise interval, {low:.2f} to {high:.2f}, spans both chance (0.5) and a perfect model (1)")
+        heading = ("<h2>Private evaluation</h2><p>AUC not informative: the privacy noise on the score histograms "
+                   f"outweighs the rows ({why}). More residents or a larger privacy budget would give a usable "
+                   "AUC.</p>")
     else:
         interval = evaluation.get("auc_interval")
-        auc_text = f"AUC {auc:.3f}" + (" (95 % interval {:.3f} – {:.3f})".format(*interval) if interval else "")
-        if evaluation.get("auc_informative", True):
-            heading = (f"<h2>Private evaluation</h2><p>{auc_text}, from noisy score histograms "
-                       f"({html.escape(str(evaluation.get('note', '')))}).</p>")
-        else:
-            heading = ("<h2>Private evaluation</h2><p>AUC not informative: the privacy noise on the score histograms "
-                       f"outweighs the rows ({auc_text}, which cannot tell chance from a perfect model). More "
-                       "residents or a larger privacy budget would give a usable AUC.</p>")
+        # an AUC lies in [0, 1]: its interval is shown cut to that range
+        shown = [min(max(v, 0.0), 1.0) for v in interval] if interval else None
+        auc_text = f"AUC {auc:.3f}" + (" (95 % interval {:.3f} – {:.3f})".format(*shown) if shown else "")
+        heading = (f"<h2>Private evaluation</h2><p>{auc_text}, from noisy score histograms "
+                   f"({html.escape(str(evaluation.get('note', '')))}).</p>")
     groups = evaluation.get("calibration", [])
     if not groups:
         return heading + "<p>Calibration: no group of score bins has rows that outweigh the noise.</p>"
     rows = "".join(
-        f"<tr><td class='num'>{c['predicted']:.3f}</td><td class='num'>{c['observed']:.3f}</td>"
-        + ("<td class='num'>{:.3f} – {:.3f}</td>".format(*c["calibration_interval"])
+        f"<tr><td class='num'>{_rate(c['predicted'])}</td><td class='num'>{_rate(c['observed'])}</td>"
+        + ("<td class='num'>{} – {}</td>".format(*map(_rate, c["calibration_interval"]))
            if "calibration_interval" in c else "<td></td>")
         + ("<td class='num'>±{:.3f}</td>".format(c["training_noise_se"]) if "training_noise_se" in c
            else "<td></td>")
         + f"<td class='num'>{c['noisy_rows']:,.0f}</td></tr>" for c in groups)
+    beyond = any(not 0 <= v <= 1 for c in groups
+                 for v in (c["predicted"], c["observed"], *c.get("calibration_interval", ())))
+    note = ("<p class='note'>* The noisy counts put this rate or interval end outside 0–1, where no rate can be; it "
+            "is shown at the nearer bound (the noise, not the model, put it there).</p>" if beyond else "")
     return (heading + "<p>Calibration, bins well above the noise:</p><table><thead><tr><th scope='col'>predicted"
             "</th><th scope='col'>observed</th><th scope='col'>interval (a calibrated model's prediction lies in it)"
             "</th><th scope='col'>of which training noise (sd of the prediction)</th><th scope='col'>noisy rows</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table>")
+            f"</tr></thead><tbody>{rows}</tbody></table>{note}")
+
+
+def _rate(value: float) -> str:
+    """A rate for the page: three decimals, at the nearer bound with a * where the noise put it past 0–1."""
+    return f"{value:.3f}" if 0 <= value <= 1 else f"{min(max(value, 0.0), 1.0):.3f}*"

@@ -185,7 +185,10 @@ def _plain_box(outputs: dict[str, Any], privacy: dict[str, Any], factors: list[d
         f"on {html.escape(str(cohort.get('reference_date', '?')))} in {html.escape(str(cohort.get('dataset', '?')))}: "
         f"{_count(cohort.get('size'))} people (a noisy count, noise sd {size_sd}).</li>",
         f"<li><strong>Outcome:</strong> {html.escape(str(outcome.get('definition', '?')))}: "
-        f"{_count(outcome.get('cases'))} cases (a noisy count, noise sd {cases_sd}).</li>",
+        + (f"{_count(outcome.get('cases'))} cases (a noisy count, noise sd {cases_sd}).</li>"
+           if not _finite(outcome.get("cases")) or float(outcome["cases"]) > 0 else
+           f"the noisy count of cases came out at {_count(outcome.get('cases'))} (noise sd {cases_sd}): the noise "
+           "outweighs the cases in a town this size, and the tables below say little.</li>"),
         f"<li><strong>What was released:</strong> {_count(total)} noisy counts and nothing else — "
         f"{len(factors)} factors, {len(outputs.get('pairs', []))} pairs of factors; every table, ratio and interval "
         "below is computed from them.</li>",

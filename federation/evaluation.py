@@ -95,16 +95,20 @@ def calibration_groups(negatives: np.ndarray, positives: np.ndarray, noise_sd: f
     edges = np.linspace(*logit_range, bins + 1)
     means = np.array([_mean_probability(edges[b], edges[b + 1]) for b in range(bins)])
     groups: list[tuple[int, int]] = []
+
+    def outweighs(lo: int, hi: int) -> bool:
+        total = float(negatives[lo:hi].sum() + positives[lo:hi].sum())
+        return total >= _ROWS_PER_NOISE * noise_sd * math.sqrt(2 * (hi - lo))
+
     start = 0
     for b in range(bins):
-        width = b - start + 1
-        total = float(negatives[start:b + 1].sum() + positives[start:b + 1].sum())
-        if total >= _ROWS_PER_NOISE * noise_sd * math.sqrt(2 * width):
+        if outweighs(start, b + 1):
             groups.append((start, b + 1))
             start = b + 1
-    if start < bins:   # the rest joins the last group (or is dropped when nothing qualified)
-        if groups:
-            groups[-1] = (groups[-1][0], bins)
+    # the rest joins the last group if that group still outweighs its noise with it; else it is left out (noise
+    # can make the rest's total negative enough to empty the group)
+    if start < bins and groups and outweighs(groups[-1][0], bins):
+        groups[-1] = (groups[-1][0], bins)
     found = []
     z = NormalDist().inv_cdf(1 - 0.025 / max(len(groups), 1))
     training = curvature is not None and parameter_covariance is not None

@@ -215,7 +215,7 @@ def _study(url: str, tokens: dict[str, str], draft: dict[str, Any], municipaliti
         found["auc"] = None   # the noise outweighs the rows at this size: the report says so
     elif evaluation:
         found["auc"] = round(evaluation["auc"], 4)
-        found["auc_interval"] = [round(v, 4) for v in evaluation["auc_interval"]]
+        found["auc_interval"] = [round(min(max(v, 0.0), 1.0), 4) for v in evaluation["auc_interval"]]
         found["calibrated_within_intervals"] = evaluation["calibrated_within_intervals"]
     if "odds_ratios" in result["outputs"]:
         found["odds_ratios"] = {k: round(v, 3) for k, v in result["outputs"]["odds_ratios"].items()}

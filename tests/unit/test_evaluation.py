@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from federation.evaluation import LOGIT_RANGE, auc_estimate, private_evaluation
+from federation.evaluation import LOGIT_RANGE, auc_estimate, calibration_groups, private_evaluation
 from federation.privacy import gaussian_release
 from federation.tasks import Design, evaluation_statistics, predict_proba
 
@@ -134,3 +134,17 @@ def test_the_calibration_intervals_take_in_the_training_noise_left_in_the_parame
     assert np.mean(with_training) >= 0.9, np.mean(with_training)
     assert np.mean(without) <= 0.5, np.mean(without)
     assert 0.85 <= np.mean(estimated) / np.mean(exact_spread) <= 1.15, np.mean(estimated) / np.mean(exact_spread)
+
+
+def test_trailing_bins_whose_noise_would_empty_the_last_group_are_left_out_of_it() -> None:
+    # Prepare: two groups clearly above the noise (sd 10: a group needs 20·10·√(2·width) rows), then trailing
+    # bins whose noisy total is negative enough to take the last group to zero (it divided by zero before)
+    negatives = np.array([900.0, 950.0, -600.0, -300.0])
+    positives = np.array([50.0, 50.0, -40.0, -60.0])
+    # Execute
+    groups = calibration_groups(negatives, positives, noise_sd=10.0)
+    kept = calibration_groups(np.array([900.0, 950.0, 5.0]), np.array([50.0, 50.0, 1.0]), noise_sd=10.0)
+    # Assert: the trailing bins are left out, and every group's rows are positive; a harmless rest still joins
+    assert [g["logit_range"] for g in groups] == [[-10.0, -5.0], [-5.0, 0.0]]
+    assert all(g["noisy_rows"] > 0 and 0 <= g["observed"] <= 1 for g in groups)
+    assert kept[-1]["logit_range"][1] == LOGIT_RANGE[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import numpy as np
@@ -73,9 +74,13 @@ def test_an_auc_whose_noise_spans_chance_and_a_perfect_model_is_shown_as_not_inf
     page, _ = render_report(_model_result(evaluation), "Care needs")
     # Assert
     section = _section(page)
+    low, high = evaluation["auc_interval"]
     assert evaluation["auc_informative"] is False
-    assert "AUC not informative" in section and f"AUC {evaluation['auc']:.3f}" in section
-    assert "from noisy score histograms (" not in section
+    assert "AUC not informative" in section and "from noisy score histograms (" not in section
+    if 0 <= evaluation["auc"] <= 1:
+        assert f"its 95 % noise interval, {low:.2f} to {high:.2f}, spans both chance (0.5) and a perfect model" in section
+    else:
+        assert f"the estimate, {evaluation['auc']:.2f}, fell outside the possible range 0–1" in section
 
 
 def test_the_report_renders_for_every_noise_draw_at_the_demo_tests_size() -> None:
@@ -93,7 +98,7 @@ def test_the_report_renders_for_every_noise_draw_at_the_demo_tests_size() -> Non
         evaluation = private_evaluation(gaussian_release(histogram, 139.0), 139.0)
         found.append((evaluation, _section(render_report(_model_result(evaluation), "Care needs")[0])))
     # Assert: every page renders and says which of the three cases it is in, and the draws reached all of them
-    said = {"none": 0, "uninformative": 0, "auc": 0}
+    said = {"none": 0, "uninformative": 0, "auc": 0, "beyond": 0}
     for evaluation, section in found:
         if evaluation["auc"] is None:
             assert "AUC not available" in section
@@ -104,4 +109,14 @@ def test_the_report_renders_for_every_noise_draw_at_the_demo_tests_size() -> Non
         else:
             assert f"AUC {evaluation['auc']:.3f} (95 % interval" in section and "not informative" not in section
             said["auc"] += 1
-    assert said["none"] > 0 and said["uninformative"] > 0, said
+            shown = re.search(r"95 % interval (\S+) – (\S+)\)", section)
+            assert shown is not None and all(0 <= float(v) <= 1 for v in shown.groups())
+        # no rate on the page lies outside 0–1; one the noise put there is marked and explained
+        cells = re.findall(r"<td class='num'>([^<]*)</td>", section)
+        rates = [v for cell in cells if "±" not in cell for v in cell.split(" – ") if "." in v]   # not row counts
+        assert all(0 <= float(v.rstrip("*")) <= 1 for v in rates), rates
+        beyond = any(not 0 <= v <= 1 for c in evaluation["calibration"]
+                     for v in (c["predicted"], c["observed"], *c["calibration_interval"]))
+        assert ("shown at the nearer bound" in section) is beyond
+        said["beyond"] += beyond
+    assert said["none"] > 0 and said["uninformative"] > 0 and said["beyond"] > 0, said

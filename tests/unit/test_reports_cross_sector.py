@@ -179,6 +179,22 @@ def test_the_plain_language_box_comes_first_and_says_there_are_no_per_resident_s
     assert f"± {min(exposed_cases):,.0f} to {max(exposed_cases):,.0f}" in box
 
 
+
+def test_a_case_count_the_noise_put_at_or_below_zero_is_said_in_words_not_as_a_count_of_cases() -> None:
+    # Prepare: a town of 900 children (~54 cases against an outcome noise sd of about 100): a seed whose noisy
+    # count of cases came out negative, and one where it did not
+    results = {seed: _make_result(900, seed=seed) for seed in range(6)}
+    negative = next(r for r in results.values() if r["outputs"]["outcome"]["cases"] <= 0)
+    positive = next(r for r in results.values() if r["outputs"]["outcome"]["cases"] > 0)
+    # Execute
+    pages = [render_report(r, "Risk factors")[0] for r in (negative, positive)]
+    # Assert
+    boxes = [page[page.index("<section class='plain'"):page.index("</section>")] for page in pages]
+    cases = negative["outputs"]["outcome"]["cases"]
+    assert f"the noisy count of cases came out at {cases:,.0f}".replace("-", "−") in boxes[0]
+    assert " cases (a noisy count" not in boxes[0]
+    assert f"{positive['outputs']['outcome']['cases']:,.0f} cases (a noisy count" in boxes[1]
+
 def test_the_page_is_self_contained_with_no_script_and_no_url(sample: dict[str, Any]) -> None:
     # Prepare
     result = sample
