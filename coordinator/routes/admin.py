@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import select
 
 from coordinator.api_models import (PERIOD, BalanceOut, CapSetting, MunicipalityBalanceOut, NewPrincipal,
@@ -29,8 +29,9 @@ def whoami(principal: CurrentPrincipal) -> dict[str, Any]:
 
 @router.post("/v1/principals", name="create_principal", status_code=201, response_model=NewPrincipalOut)
 def add_principal(body: NewPrincipal, principal: CurrentPrincipal, coordinator: CoordinatorDep,
-                  session: SessionDep) -> dict[str, Any]:
+                  session: SessionDep, response: Response) -> dict[str, Any]:
     token = create_principal(coordinator.signer, session, principal.name, body.name, body.role, tuple(body.datasets))
+    response.headers["Cache-Control"] = "no-store"   # the token's only appearance: no cache keeps it
     return {"name": body.name, "role": body.role, "datasets": sorted(body.datasets), "token": token}
 
 

@@ -79,6 +79,15 @@ def test_a_principal_form_with_wrong_fields_is_refused_field_by_field_and_writes
     assert _counts(world) == before
 
 
+def test_the_api_answer_that_carries_a_new_token_is_not_cached(world: World) -> None:
+    # Execute
+    answer = world.client.post("/v1/principals", json={"name": "api-analyst", "role": "analyst"},
+                               headers=world.headers("admin"))
+    # Assert
+    assert answer.status_code == 201 and answer.json()["token"].startswith("tlt_")
+    assert answer.headers["cache-control"] == "no-store"
+
+
 def test_the_api_refuses_datasets_for_a_role_that_answers_for_none(world: World) -> None:
     # Execute
     answer = world.client.post("/v1/principals", json={"name": "scoped-analyst", "role": "analyst",
