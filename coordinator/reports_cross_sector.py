@@ -456,20 +456,36 @@ def _kept(found: dict[str, Any] | None) -> str:
     return f"{float(found['mean']):.1f} [{int(found['min'])}–{int(found['max'])}]"
 
 
+def _auc_spread(row: dict[str, Any], draws: int) -> str:
+    """The AUC over the draws whose counts determine the model, and how many those were when not all."""
+    found = row.get("adjusted_auc")
+    if not found:
+        return "—"
+    some = int(row.get("adjusted_auc_draws", draws))
+    of = f" ({some} of {draws} draws)" if some < draws else ""
+    return f"{float(found['mean']):.3f} [{float(found['min']):.3f}–{float(found['max']):.3f}]{of}"
+
+
 def _utility_table(utility: dict[str, Any], privacy: dict[str, Any]) -> str:
     """How the rankings would hold at other ε per dataset: the trade-off an officer weighs for the next study."""
     if "unavailable" in utility:
         return f"<h3>Privacy against utility</h3><p>{html.escape(str(utility['unavailable']))}</p>"
     this = privacy.get("epsilon")
+    draws = int(utility.get("draws", 0))
     body = "".join(
         f"<tr><td class='num'>{float(r['epsilon']):g}{' (this study)' if this is not None and math.isclose(float(r['epsilon']), float(this), rel_tol=1e-3) else ''}</td>"
         f"<td class='num'>{_sd(float(r['noise_sd_exposed_cases']))}</td><td class='num'>{_kept(r['factors_kept'])}</td>"
-        f"<td class='num'>{_kept(r.get('adjusted_kept'))}</td></tr>" for r in utility.get("rows", []))
+        f"<td class='num'>{_kept(r.get('adjusted_kept'))}</td><td class='num'>{_auc_spread(r, draws)}</td></tr>"
+        for r in utility.get("rows", []))
+    exact = utility.get("adjusted_auc_without_noise")
+    anchor = (f" Without further noise, this study's counts give the adjusted model an AUC of {float(exact):.3f}."
+              if _finite(exact) else "")
     return ("<h3>Privacy against utility</h3><p>How much of its top ranks a study at each ε per dataset would keep, "
-            f"out of {int(utility.get('draws', 0))} simulated releases (mean [least–most]): "
-            f"{html.escape(str(utility.get('method', '')))}</p><table class='factors'><tr><th>ε per dataset</th>"
+            f"and the AUC its adjusted model would report, out of {draws} simulated releases (mean [least–most]): "
+            f"{html.escape(str(utility.get('method', '')))}{anchor}</p><table class='factors'><tr><th>ε per dataset</th>"
             "<th>noise sd of an exposed-case count</th><th>top-10 factors one at a time, kept</th>"
-            f"<th>top {int(utility.get('adjusted_top', 5))} of the adjusted model, kept</th></tr>{body}</table>")
+            f"<th>top {int(utility.get('adjusted_top', 5))} of the adjusted model, kept</th>"
+            f"<th>AUC of the adjusted model</th></tr>{body}</table>")
 
 
 def _adjusted_table(adjusted: dict[str, Any], holder: dict[str, str]) -> str:

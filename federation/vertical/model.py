@@ -38,7 +38,8 @@ import numpy as np
 
 from federation.projection import Z95
 
-__all__ = ["Statistics", "adjusted_model", "evaluate", "logistic_normal_mean", "statistics_from", "undetermined"]
+__all__ = ["Statistics", "adjusted_model", "auc_estimate", "evaluate", "logistic_normal_mean", "statistics_from",
+           "undetermined"]
 
 #: a standard normal on a fine grid over ±8 sd (weights normalised) for means over a normal score: unlike a
 #: 40-point Gauss–Hermite rule, it stays accurate when a noisy score's sd is wide (15 logits and more)
@@ -252,6 +253,14 @@ def _evaluation_values(stats: Statistics, values: np.ndarray) -> np.ndarray | No
     for count, mean, cov in ((cases, mean_1, cov_1), (noncases, mean_0, cov_0)):
         expected += count / n * logistic_normal_mean(float(step @ mean), math.sqrt(max(float(step @ cov @ step), 0.0)))
     return np.array([auc, brier, 1.0 - brier / (rate * (1 - rate)), expected])
+
+
+def auc_estimate(stats: Statistics) -> float | None:
+    """The adjusted model's binormal AUC alone (no interval), as :func:`evaluate` gives it; None where it gives none."""
+    if not stats.has_case_moments or undetermined(stats) is not None:
+        return None
+    found = _evaluation_values(stats, stats.values)
+    return None if found is None else float(found[0])
 
 
 def evaluate(stats: Statistics) -> dict[str, Any]:

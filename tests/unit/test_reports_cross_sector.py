@@ -292,6 +292,26 @@ def test_the_privacy_utility_table_keeps_more_of_the_top_10_as_epsilon_grows(lar
     assert "Privacy against utility" in page and "1 (this study)" in page
 
 
+def test_the_privacy_utility_table_gives_the_auc_each_epsilon_would_report_narrowing_as_epsilon_grows(
+        large: dict[str, Any]) -> None:
+    # Prepare
+    utility = large["outputs"]["privacy_utility"]
+    rows = {r["epsilon"]: r for r in utility["rows"]}
+    exact = utility["adjusted_auc_without_noise"]
+    # Execute
+    page, _ = render_report(large, "Risk factors")
+    # Assert: the AUC's spread over the draws narrows with ε and closes in on the AUC of the counts themselves;
+    # the page shows each row's mean and range
+    width = {e: r["adjusted_auc"]["max"] - r["adjusted_auc"]["min"] for e, r in rows.items()}
+    assert width[8.0] < width[1.0] < width[0.5]
+    assert abs(rows[8.0]["adjusted_auc"]["mean"] - exact) < abs(rows[0.5]["adjusted_auc"]["mean"] - exact) + 0.01
+    assert abs(rows[8.0]["adjusted_auc"]["mean"] - exact) < 0.02
+    table = page[page.index("Privacy against utility"):]
+    auc = rows[1.0]["adjusted_auc"]
+    assert f"{auc['mean']:.3f} [{auc['min']:.3f}–{auc['max']:.3f}]" in table
+    assert f"an AUC of {exact:.3f}" in table
+
+
 def test_the_noise_at_another_epsilon_is_the_plan_recomputed_there() -> None:
     # Prepare
     catalog = ContractCatalog()
