@@ -17,6 +17,7 @@ operators, logged and sent over the network. Say *what* is wrong and *how many*,
     ├── StudyFailed                   exit 3  HTTP 409  a study ran and did not complete (refusal, timeout, node lost)
     ├── BudgetExceeded                exit 3  HTTP 409  a charge would overspend a dataset's or municipality's budget
     ├── Conflict                      exit 3  HTTP 409  the request does not fit the current state (e.g. study status)
+    │   └── NameTaken                 exit 3  HTTP 409  a principal of that name exists (names are never reused)
     ├── NotFound                      exit 4  HTTP 404  no such study, dataset, principal or result
     ├── NotAuthenticated              exit 5  HTTP 401  no token, or a token the coordinator does not know
     ├── Forbidden                     exit 5  HTTP 403  the principal's role or scope does not allow it
@@ -44,6 +45,7 @@ __all__ = [
     "ContractError",
     "ContractViolation",
     "Forbidden",
+    "NameTaken",
     "NotAuthenticated",
     "NotFound",
     "ServiceUnavailable",
@@ -176,6 +178,12 @@ class Conflict(TillitError):
     exit_code = 3
     http_status = 409
     code = "conflict"
+
+
+class NameTaken(Conflict):
+    """A principal of that name exists, active or revoked: names are never reused."""
+
+    code = "name_taken"
 
 
 class NotFound(TillitError):

@@ -7,14 +7,14 @@ Services build plain dicts in these shapes; the web pages read the same services
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from coordinator.lifecycle import StudyStatus
 
 __all__ = [
-    "DATASET_ID", "PERIOD", "STUDY_ID", "Amount", "AuditEntryOut", "AuditHeadOut", "BalanceOut", "CapSetting",
+    "DATASET_ID", "MAX_DATASETS", "PERIOD", "STUDY_ID", "Amount", "AuditEntryOut", "AuditHeadOut", "BalanceOut", "CapSetting",
     "ChainReportOut", "CostPreviewOut", "DatasetCostOut", "DatasetOut", "DecisionOut", "DecisionRequest",
     "EnrollmentOut", "EnrollmentRequest", "HealthOut", "LedgerEntryOut", "LedgerOut", "MunicipalityBalanceOut",
     "MunicipalityCapOut", "NoiseMeaning", "NewPrincipal", "NewPrincipalOut", "NodeOut", "PrincipalOut", "PrivacyOut",
@@ -28,6 +28,8 @@ DATASET_ID = r"^[a-z0-9_-]{1,48}/[a-z0-9_]{1,48}$"
 STUDY_ID = r"^[a-z0-9][a-z0-9_.-]{2,63}$"
 PERIOD = r"^[A-Za-z0-9_.-]{1,32}$"
 ROLE = r"^(admin|privacy_officer|analyst|node)$"
+#: how many datasets one principal may answer for
+MAX_DATASETS = 200
 
 
 class _Body(BaseModel):
@@ -67,7 +69,13 @@ class CapSetting(_Body):
 class NewPrincipal(_Body):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{1,63}$")
     role: str = Field(pattern=ROLE)
-    datasets: list[str] = Field(default=[], max_length=200)
+    #: the datasets a privacy officer or node answers for, as municipality/sector (each kept once, sorted)
+    datasets: list[Annotated[str, Field(pattern=DATASET_ID)]] = Field(default=[], max_length=MAX_DATASETS)
+
+    @field_validator("datasets")
+    @classmethod
+    def _once_each(cls, datasets: list[str]) -> list[str]:
+        return sorted(set(datasets))
 
 
 class EnrollmentRequest(_Body):

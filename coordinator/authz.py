@@ -87,7 +87,7 @@ POLICY: dict[str, Policy] = {
     "web_create_principal": Policy(("admin",)),
     "web_revoke_principal_check": Policy(("admin",)),
     "web_revoke_principal": Policy(("admin",)),
-    "web_caps": Policy(("admin", "privacy_officer")),
+    "web_caps": Policy(_STAFF),
     "web_set_cap": Policy(("admin",)),
     "web_audit": Policy(("admin", "privacy_officer")),
     "web_templates": Policy(_STAFF),

@@ -18,7 +18,7 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common.errors import Conflict, NotAuthenticated, NotFound, UsageError
+from common.errors import Conflict, NameTaken, NotAuthenticated, NotFound, UsageError
 from coordinator import audit
 from coordinator.clock import now
 from coordinator.db import Database
@@ -52,7 +52,9 @@ def token_digest(token_hash: str) -> str:
 
 def create_principal(signer: SigningKey, session: Session, actor: str, name: str, role: str,
                      datasets: tuple[str, ...] = ()) -> str:
-    """Add a principal; returns its token (the only time it is ever available)."""
+    """Add a principal; returns its token (the only time it is ever available). Raises :class:`NameTaken` for a
+    name in use (revoked or not), :class:`UsageError` for a role and datasets that do not go together."""
+    datasets = tuple(sorted(set(datasets)))
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     if role in ("privacy_officer", "node") and not datasets:
@@ -60,7 +62,7 @@ def create_principal(signer: SigningKey, session: Session, actor: str, name: str
     if role in ("admin", "analyst") and datasets:
         raise UsageError(f"an {role} answers for no dataset (only privacy officers and nodes do): give no datasets")
     if session.execute(select(Principal).where(Principal.name == name)).scalar_one_or_none() is not None:
-        raise Conflict(f"a principal named {name!r} exists already")
+        raise NameTaken(f"a principal named {name!r} exists already")
     token = "tlt_" + secrets.token_urlsafe(32)
     session.add(Principal(name=name, role=role, token_hash=hash_token(token),
                           datasets=json.dumps(sorted(datasets)), created_at=now()))

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.errors import Conflict, UsageError
-from coordinator.api_models import DATASET_ID, PERIOD, CapSetting, NewPrincipal
+from common.errors import NameTaken, UsageError
+from coordinator.api_models import DATASET_ID, MAX_DATASETS, PERIOD, CapSetting, NewPrincipal
 from coordinator.authz import CoordinatorDep, SessionDep
 from coordinator.charts import epsilon_text
 from coordinator.ledger import municipality_balance, municipality_balances, set_municipality_cap
@@ -58,7 +58,9 @@ def _principals_page(request: Request, session: Session, problems: list[Problem]
 @router.get("/principals", name="web_principals")
 def principals(request: Request, signed: PageUser, session: SessionDep,
                revoked: Annotated[str, Query(pattern=r"^$|^[a-z0-9][a-z0-9_.-]{1,63}$")] = "") -> Response:
-    return _principals_page(request, session, [], {}, message=text("principal_revoked", name=revoked) if revoked else "")
+    found = _principal(session, revoked) if revoked else None
+    message = text("principal_revoked", name=revoked) if found is not None and found["revoked_at"] else ""
+    return _principals_page(request, session, [], {}, message=message)
 
 
 def _new_principal(form: dict[str, str]) -> tuple[NewPrincipal | None, list[Problem]]:
@@ -73,6 +75,8 @@ def _new_principal(form: dict[str, str]) -> tuple[NewPrincipal | None, list[Prob
     bad = [d for d in datasets if not re.fullmatch(DATASET_ID, d)]
     if bad:
         problems.append(Problem("datasets", text("principal_datasets_invalid", bad=", ".join(bad[:3]))))
+    elif len(datasets) > MAX_DATASETS:
+        problems.append(Problem("datasets", text("principal_too_many_datasets", most=MAX_DATASETS)))
     if problems:
         return None, problems
     return NewPrincipal(name=name, role=role, datasets=datasets), []
@@ -89,7 +93,7 @@ def post_principal(request: Request, signed: PageUser, form: Form, session: Sess
         with session.begin_nested():
             token = create_principal(coordinator.signer, session, signed.identity.name, body.name, body.role,
                                      tuple(body.datasets))
-    except Conflict as error:   # the name is taken
+    except NameTaken as error:   # any other conflict (say, a broken audit chain) is the error page's
         return _principals_page(request, session, [Problem("name", error.message)], values, error.http_status)
     except UsageError as error:   # the role and the datasets do not go together
         return _principals_page(request, session, [Problem("datasets", error.message)], values, 422)
@@ -108,7 +112,10 @@ def revoke_check(request: Request, name: PrincipalName, signed: PageUser, sessio
     if found is None:
         return render(request, "error.html", status=404, title_key="not_found_title", body_key="not_found_body",
                       detail=text("principal_unknown", name=name))
-    return render(request, "revoke.html", principal=found, yourself=name == signed.identity.name)
+    last_admin = found["role"] == "admin" and not found["revoked_at"] and [
+        p["name"] for p in _principals(session) if p["role"] == "admin" and not p["revoked_at"]] == [name]
+    return render(request, "revoke.html", principal=found, yourself=name == signed.identity.name,
+                  last_admin=last_admin)
 
 
 @router.post("/principals/{name}/revoke", name="web_revoke_principal")
@@ -151,7 +158,7 @@ def post_cap(request: Request, signed: PageUser, form: Form, session: SessionDep
     try:
         setting = CapSetting(epsilon=float(values["epsilon"]))
     except (ValueError, ValidationError):
-        problems.append(Problem("epsilon", text("epsilon_invalid")))
+        problems.append(Problem("epsilon", text("cap_epsilon_invalid")))
     if problems:
         return _caps_page(request, session, problems, values, 422)
     set_municipality_cap(coordinator, session, signed.identity.name, values["municipality"], values["period"],

@@ -125,6 +125,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "principal_no_datasets_yet": "none yet (a dataset is registered when its node enrolls)",
         "principal_datasets_invalid": "Enter datasets as municipality/sector in lower case, for example "
                                       "espoo/health_care (not: {bad})",
+        "principal_too_many_datasets": "Give at most {most} datasets",
         "principal_add_button": "Add the principal",
         "principal_created_title": "{name} is added",
         "principal_created": "Added {name} as {role}.",
@@ -142,6 +143,8 @@ STRINGS: dict[str, dict[str, str]] = {
                        "and their browser sessions end. It cannot be undone; to let them back, add them again under "
                        "a new name.",
         "revoke_yourself": "This is you: you will be signed out.",
+        "revoke_last_admin": "{name} is the last active admin and cannot be revoked: nobody could add or revoke "
+                             "principals any more. Add another admin first.",
         "revoke_button": "Revoke {name}",
         "revoke_cancel": "Cancel and go back to the principals",
         "caps_title": "Municipality caps",
@@ -160,6 +163,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "municipality_invalid": "Enter a municipality of 1 to 48 lower-case letters, digits, dashes or underscores",
         "cap_epsilon_label": "Cap as ε (per resident over all sectors, at δ = 1 in a million)",
         "cap_saved": "Cap set: ε {eps} for {municipality}, period {period}.",
+        "cap_column": "Cap",
+        "cap_epsilon_invalid": "Enter a cap ε as a number from 0.001 to 100",
         "save_cap": "Save the cap",
         "approvals_title": "Studies waiting for your decision",
         "approvals_empty": "There are no studies waiting for your decision.",

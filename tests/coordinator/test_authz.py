@@ -75,7 +75,7 @@ PAGES: dict[str, tuple[str, str, dict[str, str] | None, frozenset[str] | None]] 
     "web_create_principal": ("POST", "/principals", {"name": "web-new-analyst", "role": "analyst"}, frozenset({"admin"})),
     "web_revoke_principal_check": ("GET", "/principals/vantaa-node/revoke", None, frozenset({"admin"})),
     "web_revoke_principal": ("POST", "/principals/vantaa-node/revoke", {}, frozenset({"admin"})),
-    "web_caps": ("GET", "/caps", None, frozenset({"admin", "officer"})),
+    "web_caps": ("GET", "/caps", None, STAFF),
     "web_set_cap": ("POST", "/caps", {"municipality": "espoo", "period": "2024", "epsilon": "9"}, frozenset({"admin"})),
     "web_templates": ("GET", "/templates", None, STAFF),
     "web_new_study": ("GET", "/studies/new?template=health_transitions", None, frozenset({"analyst"})),

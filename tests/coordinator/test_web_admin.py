@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from coordinator.models import AuditEntry, MunicipalityCap, Principal
 from tests.coordinator.conftest import World
@@ -174,3 +174,65 @@ def test_the_admin_pages_refuse_every_other_role(world: World) -> None:
         # Assert
         assert [p.status_code for p in pages] == [403, 403, 403], who
         assert "Principals" not in client.get("/").text.split("</nav>")[0]
+
+
+def test_more_datasets_than_a_principal_may_hold_is_a_field_error_not_a_crash(world: World) -> None:
+    # Prepare: one field split into 201 datasets (the form's own field limit does not see them)
+    client = world.browser("admin")
+    before = _counts(world)
+    datasets = ", ".join(f"espoo/s{k}" for k in range(201))
+    # Execute
+    answer = client.post("/principals", data={"name": "many", "role": "privacy_officer", "datasets": datasets,
+                                              "csrf": world.csrf(client)}, headers=ORIGIN)
+    # Assert
+    assert answer.status_code == 422 and _error_fields(answer.text) == ["datasets"]
+    assert "Give at most 200 datasets" in answer.text and _counts(world) == before
+
+
+def test_a_conflict_other_than_a_taken_name_is_the_error_page_not_the_name_field(world: World) -> None:
+    # Prepare: the audit chain's head no longer matches its last entry (tampering), so every append is refused
+    client = world.browser("admin")
+    csrf = world.csrf(client)
+    with world.coordinator.db.transaction() as session:
+        session.execute(text("UPDATE chain_head SET seq = seq + 1"))
+    before = _counts(world)
+    # Execute
+    answer = client.post("/principals", data={"name": "after-tamper", "role": "analyst", "csrf": csrf},
+                         headers=ORIGIN)
+    # Assert: the 409 error page with the chain's reason, not the form with the name marked; nothing added
+    assert answer.status_code == 409 and "<title>Error: That cannot be done now" in answer.text
+    assert "audit chain" in answer.text and 'href="#name"' not in answer.text and 'id="name"' not in answer.text
+    assert _counts(world) == before
+
+
+def test_the_api_takes_only_dataset_ids_and_stores_each_once(world: World) -> None:
+    # Execute
+    refused = world.client.post("/v1/principals", json={"name": "odd-node", "role": "node",
+                                                        "datasets": ["Espoo/Health"]}, headers=world.headers("admin"))
+    twice = world.client.post("/v1/principals", json={"name": "twice-node", "role": "node",
+                                                      "datasets": ["espoo/health_care", "espoo/health_care"]},
+                              headers=world.headers("admin"))
+    # Assert
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_request"
+    assert twice.status_code == 201 and twice.json()["datasets"] == ["espoo/health_care"]
+    listed = world.client.get("/v1/principals", headers=world.headers("admin")).json()
+    assert next(p for p in listed if p["name"] == "twice-node")["datasets"] == ["espoo/health_care"]
+    assert all(p["name"] != "odd-node" for p in listed)
+
+
+def test_the_revoked_banner_shows_only_for_a_principal_that_is_revoked(world: World) -> None:
+    # Prepare
+    client = world.browser("admin")
+    # Execute
+    active, unknown = client.get("/principals?revoked=officer"), client.get("/principals?revoked=nobody")
+    # Assert: a link cannot make the page claim a revocation that did not happen
+    assert active.status_code == unknown.status_code == 200
+    assert "is revoked" not in active.text and "is revoked" not in unknown.text
+
+
+def test_the_last_admin_is_told_why_instead_of_offered_a_revoke_button(world: World) -> None:
+    # Execute
+    page = world.browser("admin").get("/principals/admin/revoke")
+    # Assert
+    assert page.status_code == 200 and "is the last active admin and cannot be revoked" in page.text
+    assert 'action="/principals/admin/revoke"' not in page.text
