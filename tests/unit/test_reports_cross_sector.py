@@ -300,10 +300,11 @@ def test_the_privacy_utility_table_gives_the_auc_each_epsilon_would_report_narro
     exact = utility["adjusted_auc_without_noise"]
     # Execute
     page, _ = render_report(large, "Risk factors")
-    # Assert: the AUC's spread over the draws narrows with ε and closes in on the AUC of the counts themselves;
-    # the page shows each row's mean and range
+    # Assert: the AUC's spread over the draws is far narrower at ε = 8 than at 1 or 0.5 (about 0.03 against
+    # 0.14–0.24; the simulation's draws are OpenDP's, unseeded, so 1 and 0.5 are not compared with each other)
+    # and closes in on the AUC of the counts themselves; the page shows each row's mean and range
     width = {e: r["adjusted_auc"]["max"] - r["adjusted_auc"]["min"] for e, r in rows.items()}
-    assert width[8.0] < width[1.0] < width[0.5]
+    assert width[8.0] < 0.5 * min(width[1.0], width[0.5]), width
     assert abs(rows[8.0]["adjusted_auc"]["mean"] - exact) < abs(rows[0.5]["adjusted_auc"]["mean"] - exact) + 0.01
     assert abs(rows[8.0]["adjusted_auc"]["mean"] - exact) < 0.02
     table = page[page.index("Privacy against utility"):]
