@@ -14,19 +14,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.errors import NameTaken, UsageError
-from coordinator.api_models import DATASET_ID, MAX_DATASETS, PERIOD, CapSetting, NewPrincipal
+from coordinator.api_models import DATASET_ID, MAX_DATASETS, PERIOD, NewPrincipal
 from coordinator.authz import CoordinatorDep, SessionDep
 from coordinator.charts import epsilon_text
 from coordinator.ledger import municipality_balance, municipality_balances, set_municipality_cap
 from coordinator.models import Dataset, Principal
 from coordinator.principals import ROLES, create_principal, revoke_principal
 from coordinator.web.deps import Form, PageUser
-from coordinator.web.render import Problem, render
+from coordinator.web.render import Problem, period_and_epsilon, render
 from coordinator.web.strings import text
 
 __all__ = ["router"]
@@ -150,16 +149,10 @@ def caps(request: Request, signed: PageUser, session: SessionDep,
 def post_cap(request: Request, signed: PageUser, form: Form, session: SessionDep,
              coordinator: CoordinatorDep) -> Response:
     values = {k: form.get(k, "").strip() for k in ("municipality", "period", "epsilon")}
-    problems = []
+    setting, problems = period_and_epsilon(values["period"], values["epsilon"], text("cap_epsilon_invalid"))
     if not _MUNICIPALITY.fullmatch(values["municipality"]):
-        problems.append(Problem("municipality", text("municipality_invalid")))
-    if not re.fullmatch(PERIOD, values["period"]):
-        problems.append(Problem("period", text("period_invalid")))
-    try:
-        setting = CapSetting(epsilon=float(values["epsilon"]))
-    except (ValueError, ValidationError):
-        problems.append(Problem("epsilon", text("cap_epsilon_invalid")))
-    if problems:
+        problems.insert(0, Problem("municipality", text("municipality_invalid")))
+    if setting is None or problems:
         return _caps_page(request, session, problems, values, 422)
     set_municipality_cap(coordinator, session, signed.identity.name, values["municipality"], values["period"],
                          setting.epsilon, None, setting.delta)

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.errors import TillitError
-from coordinator.api_models import PERIOD, STUDY_ID, CapSetting, DecisionRequest, StudyDraft
+from coordinator.api_models import PERIOD, STUDY_ID, DecisionRequest, StudyDraft
 from coordinator.authz import CoordinatorDep, SessionDep
 from coordinator.charts import epsilon_text, step_line
 from coordinator.ledger import balance, balances, ledger_entries, set_budget
@@ -30,7 +28,7 @@ from coordinator.studies import cost_preview, decide, get_study, study_json
 from coordinator.verify import verify
 from coordinator.web.deps import Form, PageUser
 from coordinator.web.pages_auth import waiting_studies
-from coordinator.web.render import Problem, cost_row, render
+from coordinator.web.render import Problem, cost_row, period_and_epsilon, render
 from coordinator.web.strings import text
 from federation.privacy import PrivacyLoss, epsilon, study_epsilon
 from federation.spec import StudySpec
@@ -133,14 +131,8 @@ def post_budget(request: Request, municipality: Municipality, sector: Sector, si
                 session: SessionDep, coordinator: CoordinatorDep) -> Response:
     dataset_id = f"{municipality}/{sector}"
     period, raw = form.get("period", "").strip(), form.get("epsilon", "").strip()
-    problems = []
-    if not re.fullmatch(PERIOD, period):
-        problems.append(Problem("period", text("period_invalid")))
-    try:
-        setting = CapSetting(epsilon=float(raw))
-    except (ValueError, ValidationError):
-        problems.append(Problem("epsilon", text("epsilon_invalid")))
-    if problems:
+    setting, problems = period_and_epsilon(period, raw, text("epsilon_invalid"))
+    if setting is None:
         return _dataset_page(request, session, dataset_id, problems, {"period": period, "epsilon": raw}, 422)
     set_budget(coordinator, session, signed.identity.name, dataset_id, period, setting.epsilon, None, setting.delta)
     return RedirectResponse(f"/datasets/{dataset_id}?saved={quote(period)}", status_code=303)

@@ -8,18 +8,21 @@ opens offline, gets :data:`REPORT_CSP` (no script at all).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from coordinator.api_models import PERIOD, CapSetting
 from coordinator.charts import budget_bar, epsilon_text, number_text
 from coordinator.web.strings import LANGUAGES, text
 
-__all__ = ["PAGE_CSP", "REPORT_CSP", "Problem", "cost_row", "error_page", "render"]
+__all__ = ["PAGE_CSP", "REPORT_CSP", "Problem", "cost_row", "error_page", "period_and_epsilon", "render"]
 
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -56,6 +59,17 @@ class Problem:
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         self.message = message
+
+
+def period_and_epsilon(period: str, raw: str, epsilon_message: str) -> tuple[CapSetting | None, list[Problem]]:
+    """A budget or cap form's period and ε: the :class:`~coordinator.api_models.CapSetting` the API would take, or
+    the problems, each beside its field."""
+    problems = [] if re.fullmatch(PERIOD, period) else [Problem("period", text("period_invalid"))]
+    try:
+        setting = CapSetting(epsilon=float(raw))
+    except (ValueError, ValidationError):
+        return None, [*problems, Problem("epsilon", epsilon_message)]
+    return (None if problems else setting), problems
 
 
 def cost_row(dataset: str, cost: dict[str, Any], spent_when: str = "") -> dict[str, Any]:
